@@ -1,0 +1,1 @@
+//! Protocol-neutral filesystem over object storage, cached in the blockstore.

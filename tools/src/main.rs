@@ -1,0 +1,36 @@
+//! `bucketfs`: the appliance binary. Thin: parses the command line and calls the crates.
+
+mod device_cmd;
+mod size;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bucketfs",
+    version,
+    about = "A caching storage appliance: object storage served over NFS and SMB from NVMe"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Format a cache device (NVMe namespace /dev/ngXnY, block device, or file) for the block store.
+    Format(device_cmd::FormatArgs),
+    /// Open a cache device, recover its index, and print its layout and contents.
+    Inspect(device_cmd::InspectArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Format(args) => device_cmd::format(&args),
+        Command::Inspect(args) => device_cmd::inspect(&args),
+    }
+}
