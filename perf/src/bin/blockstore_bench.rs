@@ -65,6 +65,15 @@ struct Args {
     /// Keep the device file afterwards.
     #[arg(long)]
     keep: bool,
+    /// Which workloads: random, seq, or both.
+    #[arg(long, default_value = "both")]
+    workloads: String,
+    /// Do not pin shard threads to cores.
+    #[arg(long)]
+    no_pin: bool,
+    /// Skip fio (to profile the store alone); no ratios then.
+    #[arg(long)]
+    no_fio: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -105,9 +114,14 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.device.display()))?;
     file.set_len(size_bytes)?;
     drop(file);
+    // Write every block once: a file's holes read back as zeros without any device I/O, which
+    // would flatter whichever side reads them (fio's range covers space the store never wrote).
+    if !args.no_fio {
+        prefill(&args, size_bytes)?;
+    }
     let spec = DeviceSpec::File { path: args.device.clone(), iopoll: false };
     let sb = blockstore::format(&spec, &FormatOptions { segment_bytes: args.segment_mib << 20, shard_count: cores })?;
-    let mut config = StoreConfig { pin_cores: true, ..StoreConfig::default() };
+    let mut config = StoreConfig { pin_cores: !args.no_pin, ..StoreConfig::default() };
     config.shard.queue_depth = args.qd_random.max(args.qd_seq * 2).max(64);
     let store = Store::open(&spec, config.clone())?;
     // fill what fits without eviction: each shard keeps FREE_SEGMENTS_RESERVE segments free and
@@ -138,11 +152,36 @@ fn main() -> anyhow::Result<()> {
         ("4 KiB random read", 4096usize, args.qd_random, true),
         ("1 MiB sequential read", EXTENT_BYTES, args.qd_seq, false),
     ] {
+        if (random && args.workloads == "seq") || (!random && args.workloads == "random") {
+            continue;
+        }
+        // An untimed pass of each first, so neither meets a colder cache than the other.
+        let warm_seconds = args.seconds.div_ceil(2);
+        if !args.no_fio {
+            let mut warm = args.clone();
+            warm.seconds = warm_seconds;
+            run_fio(&warm, sb.data_start, data_bytes, bs, qd, random, cores)?;
+        }
+        merge(store.run_on_all(move |shard| read_load(shard, extents, cores, bs, qd, random, warm_seconds))?)?;
         for round in 0..args.rounds {
-            let fio = run_fio(&args, sb.data_start, data_bytes, bs, qd, random, cores)?;
+            // alternate who goes first: the device's and host's state drift during a run
             let secs = args.seconds;
-            let store_m =
-                merge(store.run_on_all(move |shard| read_load(shard, extents, cores, bs, qd, random, secs))?)?;
+            let run_store =
+                || merge(store.run_on_all(move |shard| read_load(shard, extents, cores, bs, qd, random, secs))?);
+            let run_peer = || {
+                if args.no_fio {
+                    Ok(Measure { seconds: 1.0, ..Measure::default() })
+                } else {
+                    run_fio(&args, sb.data_start, data_bytes, bs, qd, random, cores)
+                }
+            };
+            let (fio, store_m) = if round % 2 == 0 {
+                let f = run_peer()?;
+                (f, run_store()?)
+            } else {
+                let s = run_store()?;
+                (run_peer()?, s)
+            };
             eprintln!("{name} round {round}: fio {:.0} IOPS, store {:.0} IOPS", fio.iops(), store_m.iops());
             rows.push((name, round, fio, store_m));
         }
@@ -184,8 +223,18 @@ fn main() -> anyhow::Result<()> {
             st.iops() / fio.iops()
         ));
     }
+    for name in ["4 KiB random read", "1 MiB sequential read"] {
+        let mut ratios: Vec<f64> =
+            rows.iter().filter(|r| r.0 == name && r.2.ops > 0).map(|r| r.3.iops() / r.2.iops()).collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        report.push_str(&format!("\n{name}: median store/fio over {} rounds = **{median:.2}**", ratios.len()));
+    }
     report.push_str(&format!(
-        "\nRecovery: reopened a store of {} GiB data area holding {recovered} extents ({} segments) in {:.0} ms.\nFill: {filled_total} MiB written through the store in {fill_s:.1} s.\n",
+        "\n\nRecovery: reopened a store of {} GiB data area holding {recovered} extents ({} segments) in {:.0} ms.\nFill: {filled_total} MiB written through the store in {fill_s:.1} s.\n",
         data_bytes >> 30,
         sb.segment_count,
         recovery_s * 1e3
@@ -281,7 +330,12 @@ fn read_load(
         if in_flight == 0 {
             break;
         }
-        shard.poll(true, &mut events)?;
+        // Submit what was just queued and reap what is ready without sleeping; sleep only when
+        // nothing has completed, so replacements reach the device as soon as slots free up.
+        shard.poll(false, &mut events)?;
+        if events.is_empty() {
+            shard.poll(true, &mut events)?;
+        }
         for e in events.drain(..) {
             if let Event::Read { tag, result } = e {
                 let buf = result?;
@@ -314,6 +368,29 @@ fn merge(parts: Vec<Result<(Measure, Histogram<u64>), blockstore::StoreError>>) 
     Ok(total)
 }
 
+/// Writes the whole file sequentially with fio (O_DIRECT, 1 MiB), so it has no holes.
+fn prefill(args: &Args, size_bytes: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let out = Command::new(&args.fio)
+        .args([
+            "--name=prefill",
+            &format!("--filename={}", args.device.display()),
+            "--ioengine=io_uring",
+            "--direct=1",
+            "--rw=write",
+            "--bs=1M",
+            "--iodepth=8",
+            &format!("--size={size_bytes}"),
+        ])
+        .output()
+        .with_context(|| format!("running {}", args.fio))?;
+    if !out.status.success() {
+        bail!("fio prefill failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    eprintln!("prefilled {size_bytes} bytes in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_fio(
     args: &Args,
@@ -335,7 +412,9 @@ fn run_fio(
             &format!("--iodepth={qd}"),
             &format!("--numjobs={jobs}"),
             &format!("--offset={offset}"),
-            &format!("--size={size}"),
+            // each job gets its own part of the range, as each shard reads its own extents
+            &format!("--size={}", size / u64::from(jobs) / 4096 * 4096),
+            &format!("--offset_increment={}", size / u64::from(jobs) / 4096 * 4096),
             "--time_based",
             &format!("--runtime={}", args.seconds),
             "--group_reporting",
