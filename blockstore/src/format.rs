@@ -10,12 +10,15 @@
 //! sector 2 ..        per shard: checkpoint slot A, checkpoint slot B
 //! data_start ..      segments; segment g belongs to shard g % shard_count
 //! ```
-//! A segment is a log of records (each a header sector plus data sectors), then, once sealed, a
-//! summary of its records and a trailer in its last sector.
+//! A segment holds the data of its extent records contiguously from its first sector upwards, one
+//! header sector per record from just below its last sector downwards, and once sealed a summary
+//! of its records in the gap between the two and a trailer in its last sector. Keeping headers
+//! apart keeps consecutive extents' data contiguous (and 1 MiB extents 1 MiB-aligned), so a
+//! sequential reader's stream has no gaps.
 
 use crate::buf::SECTOR_BYTES;
 
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const SUPERBLOCK_MAGIC: &[u8; 8] = b"BKTFSBLK";
 pub const CHECKPOINT_MAGIC: &[u8; 8] = b"BKTFSCKP";
 pub const RECORD_MAGIC: u32 = 0x4352_4B42; // "BKRC"
@@ -345,15 +348,15 @@ pub struct RecordMeta {
     pub key: Key,
     pub data_len: u32,
     /// Sector of the record's header within its segment.
+    /// The record's header sector within its segment.
     pub sector: u32,
+    /// First data sector within its segment (for records without data: where data would go).
+    pub data_sector: u32,
 }
 
 impl RecordMeta {
     pub fn data_sectors(&self) -> u32 {
         (self.data_len as usize).div_ceil(SECTOR_BYTES) as u32
-    }
-    pub fn total_sectors(&self) -> u32 {
-        1 + self.data_sectors()
     }
 }
 
@@ -384,6 +387,7 @@ pub fn encode_record_header(out: &mut [u8], meta: &RecordMeta, stamp: Stamp, crc
     put_u32(b, 48, meta.data_len);
     put_u64(b, 56, meta.put_seq);
     put_u32(b, 64, meta.sector);
+    put_u32(b, 80, meta.data_sector);
     put_u64(b, 72, stamp.store_id);
     for (i, c) in crcs.iter().enumerate() {
         put_u32(b, RECORD_CRCS_AT + 4 * i, *c);
@@ -413,6 +417,7 @@ pub fn decode_record_header(b: &[u8], stamp: Stamp, sector: u32) -> Option<(Reco
         data_len: get_u32(b, 48)?,
         put_seq: get_u64(b, 56)?,
         sector: get_u32(b, 64)?,
+        data_sector: get_u32(b, 80)?,
     };
     if meta.sector != sector
         || meta.data_len as usize > EXTENT_BYTES_MAX
@@ -450,6 +455,7 @@ pub fn encode_summary(stamp: Stamp, records: &[Record]) -> Vec<u8> {
         b[at] = m.kind as u8;
         b[at + 1] = m.flags;
         put_u32(&mut b, at + 4, m.sector);
+        put_u32(&mut b, at + 52, m.data_sector);
         put_u64(&mut b, at + 8, m.seq);
         put_u64(&mut b, at + 16, m.put_seq);
         put_key(&mut b, at + 24, &m.key);
@@ -481,6 +487,7 @@ pub fn decode_summary(b: &[u8], stamp: Stamp) -> Option<Vec<Record>> {
             kind: kind_from(*b.get(at)?)?,
             flags: *b.get(at + 1)?,
             sector: get_u32(b, at + 4)?,
+            data_sector: get_u32(b, at + 52)?,
             seq: get_u64(b, at + 8)?,
             put_seq: get_u64(b, at + 16)?,
             key: get_key(b, at + 24)?,
@@ -540,7 +547,16 @@ mod tests {
     use proptest::prelude::*;
 
     fn meta(kind: RecordKind, data_len: u32) -> RecordMeta {
-        RecordMeta { kind, flags: FLAG_DIRTY, seq: 42, put_seq: 40, key: Key::new(1, 2, 3), data_len, sector: 7 }
+        RecordMeta {
+            kind,
+            flags: FLAG_DIRTY,
+            seq: 42,
+            put_seq: 40,
+            key: Key::new(1, 2, 3),
+            data_len,
+            sector: 7,
+            data_sector: 3,
+        }
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! Blocking conveniences (`get_now`, `put_now`, `flush_now`) drive the same path to completion.
 //!
 //! ## Write path
-//! A put appends a record (a header sector with the key, sequence numbers and one CRC32C per data
-//! sector, then the data) to the shard's open segment. It is readable at once (reads of a record
-//! still being written wait for the write) and durable after [`Shard::flush`]. When the open
-//! segment is full it is sealed (a summary of its records and a trailer are written at its end),
+//! A put appends a record to the shard's open segment: its data right after the previous
+//! record's data, and its header (key, sequence numbers, one CRC32C per data sector) in the next
+//! header sector, which grow down from the segment's end. It is readable at once (reads of a
+//! record still being written wait for both writes) and durable after [`Shard::flush`]. When the
+//! open segment is full it is sealed (a summary of its records goes after the data, a trailer in
+//! its last sector),
 //! a free segment is opened, and the shard's checkpoint (its segment table and a reservation of
 //! sequence numbers) is written and flushed before any record lands in the new segment.
 //!
@@ -27,7 +29,7 @@
 //!
 //! ## Recovery
 //! [`Shard::open`] reads the newer valid checkpoint, then each sealed segment's trailer and
-//! summary (two small reads a segment), and scans open segments record by record, verifying every
+//! summary (two small reads a segment), and scans open segments header by header, verifying every
 //! data checksum and stopping at the first record that does not check out. Records are applied in
 //! sequence order. The recovered open segment is sealed and a fresh one opened, so the log is
 //! never appended behind a torn tail.
@@ -87,7 +89,7 @@ pub struct PutOptions {
     pub pinned: bool,
 }
 
-/// A buffer for one extent: a header sector the shard fills in, then the data.
+/// A buffer for one extent's data (written as is; the shard writes the record header apart).
 pub struct ExtentBuf {
     buf: AlignedBuf,
     data_len: usize,
@@ -99,7 +101,7 @@ impl ExtentBuf {
         if data_len == 0 || data_len > EXTENT_BYTES_MAX {
             return None;
         }
-        let total = SECTOR_BYTES + data_len.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+        let total = data_len.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
         let buf = match pool {
             Some(pool) => pool.get(total),
             None => AlignedBuf::zeroed(total),
@@ -119,11 +121,11 @@ impl ExtentBuf {
 
     pub fn data_mut(&mut self) -> &mut [u8] {
         let len = self.data_len;
-        &mut self.buf.as_mut_slice()[SECTOR_BYTES..SECTOR_BYTES + len]
+        &mut self.buf.as_mut_slice()[..len]
     }
 
     pub fn data(&self) -> &[u8] {
-        &self.buf.as_slice()[SECTOR_BYTES..SECTOR_BYTES + self.data_len]
+        &self.buf.as_slice()[..self.data_len]
     }
 }
 
@@ -263,7 +265,7 @@ fn footprint_bytes(data_len: u32) -> u64 {
 
 struct Entry {
     seg: u32,
-    sector: u32,
+    data_sector: u32,
     data_len: u32,
     seq: u64,
     put_seq: u64,
@@ -282,7 +284,10 @@ impl Entry {
 struct Seg {
     state: SegmentState,
     epoch: u64,
-    used_sectors: u32,
+    /// Data sectors used, from the segment's start.
+    data_used: u32,
+    /// Record header sectors used, from just below the trailer downwards.
+    headers_used: u32,
     /// Records of the open segment, for its summary.
     records: Vec<Record>,
     summary_entry_bytes: usize,
@@ -295,7 +300,8 @@ impl Seg {
         Seg {
             state: SegmentState::Free,
             epoch: 0,
-            used_sectors: 0,
+            data_used: 0,
+            headers_used: 0,
             records: Vec::new(),
             summary_entry_bytes: 0,
             keys: Vec::new(),
@@ -312,6 +318,7 @@ enum Op {
         start: usize,
         len: usize,
     },
+    /// One of a record's two writes (data, header); the put completes when both have.
     Record {
         key: Key,
         seq: u64,
@@ -357,6 +364,8 @@ pub struct Shard {
     flush_waiting: Vec<u64>,
     flush_in_flight: bool,
     waiting_gets: Vec<WaitingGet>,
+    /// Records whose two writes are not both complete: parts left and the first error.
+    record_parts: HashMap<u64, (u8, Option<crate::device::DeviceError>)>,
     events: Vec<Event>,
     poisoned: Option<String>,
     reclaiming: bool,
@@ -390,6 +399,7 @@ impl Shard {
             flush_waiting: Vec::new(),
             flush_in_flight: false,
             waiting_gets: Vec::new(),
+            record_parts: HashMap::new(),
             events: Vec::new(),
             poisoned: None,
             reclaiming: false,
@@ -457,7 +467,7 @@ impl Shard {
         let first = (offset / SECTOR_BYTES as u64) as u32;
         let last = ((offset + len as u64 - 1) / SECTOR_BYTES as u64) as u32;
         let crcs = Crcs::from_slice(&e.crcs[first as usize..=last as usize]);
-        let dev_offset = self.record_offset(e.seg, e.sector) + u64::from(1 + first) * SECTOR_BYTES as u64;
+        let dev_offset = self.sector_offset(e.seg, e.data_sector + first);
         let buf = self.pool.get((last - first + 1) as usize * SECTOR_BYTES);
         let start = (offset % SECTOR_BYTES as u64) as usize;
         let op = self.add_op(Op::Get { tag, key, crcs, first_sector: first, start, len });
@@ -487,8 +497,8 @@ impl Shard {
             }
         }
         // zero the padding after the data so checksums cover defined bytes
-        let padded_end = SECTOR_BYTES + data_len.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
-        extent.buf.as_mut_slice()[SECTOR_BYTES + data_len..padded_end].fill(0);
+        let padded_end = data_len.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+        extent.buf.as_mut_slice()[data_len..padded_end].fill(0);
         extent.buf.truncate(padded_end);
         let mut flags = 0;
         if opts.dirty {
@@ -669,7 +679,8 @@ impl Shard {
         self.backlog.push_back(req);
     }
 
-    fn record_offset(&self, seg: u32, sector: u32) -> u64 {
+    /// Device offset of sector `sector` of the shard's segment `seg`.
+    fn sector_offset(&self, seg: u32, sector: u32) -> u64 {
         self.sb.segment_offset(self.id, seg) + u64::from(sector) * SECTOR_BYTES as u64
     }
 
@@ -727,7 +738,16 @@ impl Shard {
                 self.events.push(Event::Read { tag, result });
             }
             Op::Record { key, seq, tag } => {
-                let result = match c.result {
+                let parts = self.record_parts.entry(seq).or_insert((2, None));
+                parts.0 -= 1;
+                if let Err(e) = c.result {
+                    parts.1.get_or_insert(e);
+                }
+                if parts.0 > 0 {
+                    return;
+                }
+                let failed = self.record_parts.remove(&seq).and_then(|(_, e)| e);
+                let result = match failed.map_or(Ok(()), Err) {
                     Ok(()) => {
                         if let Some(e) = self.index.get_mut(&key).filter(|e| e.seq == seq) {
                             e.writing = false;
@@ -963,25 +983,33 @@ impl Shard {
         format::summary_bytes(entry_bytes).div_ceil(SECTOR_BYTES) as u32
     }
 
-    fn fits(&self, seg: u32, record_sectors: u32, entry_bytes: usize) -> bool {
+    /// Whether a record with `data_sectors` of data fits: data, then room for the summary, then
+    /// the headers (one more), then the trailer.
+    fn fits(&self, seg: u32, data_sectors: u32, entry_bytes: usize) -> bool {
         let s = &self.segs[seg as usize];
         let summary = Self::summary_sectors(s.summary_entry_bytes + entry_bytes);
-        s.used_sectors + record_sectors + summary < self.sb.segment_sectors()
+        s.data_used + data_sectors + summary + s.headers_used + 1 < self.sb.segment_sectors()
+    }
+
+    /// The header sector the next record of `seg` takes.
+    fn next_header_sector(&self, seg: u32) -> u32 {
+        self.sb.segment_sectors() - 2 - self.segs[seg as usize].headers_used
     }
 
     /// Makes sure the open segment has room for a record, switching segments when it does not.
     /// Opening a segment may reclaim older ones, copying extents forward into the new segment, so
     /// the record may still not fit afterwards: then switch again (a bounded number of times).
-    fn ensure_room(&mut self, record_sectors: u32, entry_bytes: usize) -> Result<u32> {
+    fn ensure_room(&mut self, data_sectors: u32, entry_bytes: usize) -> Result<u32> {
         for _ in 0..=self.segs.len() {
             if let Some(open) = self.open {
-                if self.fits(open, record_sectors, entry_bytes) {
+                if self.fits(open, data_sectors, entry_bytes) {
                     return Ok(open);
                 }
-                if self.segs[open as usize].used_sectors == 0 {
+                let s = &self.segs[open as usize];
+                if s.data_used == 0 && s.headers_used == 0 {
                     return Err(StoreError::Format {
                         device: self.device_name(),
-                        reason: format!("record of {record_sectors} sectors does not fit an empty segment"),
+                        reason: format!("record of {data_sectors} data sectors does not fit an empty segment"),
                     });
                 }
                 self.seal(open)?;
@@ -1003,7 +1031,7 @@ impl Shard {
         }
         let (epoch, used, records) = {
             let s = &mut self.segs[seg as usize];
-            (s.epoch, s.used_sectors, std::mem::take(&mut s.records))
+            (s.epoch, s.data_used, std::mem::take(&mut s.records))
         };
         let summary = format::encode_summary(self.stamp(epoch), &records);
         let summary_sectors = (summary.len() / SECTOR_BYTES) as u32;
@@ -1085,7 +1113,7 @@ impl Shard {
             let (flags, put_seq, data_len, freq) =
                 (e.flags, e.put_seq, e.data_len as usize, if hot { 1 } else { e.freq });
             let crcs = e.crcs.clone();
-            let offset = self.record_offset(e.seg, e.sector) + SECTOR_BYTES as u64;
+            let offset = self.sector_offset(e.seg, e.data_sector);
             let sectors = data_len.div_ceil(SECTOR_BYTES);
             let copied = self.read_sync(offset, sectors * SECTOR_BYTES).and_then(|bytes| {
                 let bad = bytes.chunks(SECTOR_BYTES).zip(crcs.iter()).position(|(s, c)| format::crc32c(s) != *c);
@@ -1103,9 +1131,8 @@ impl Shard {
                 Ok(bytes) => {
                     let mut extent =
                         ExtentBuf::new(data_len, Some(&self.pool)).expect("stored extents have valid lengths");
-                    extent.buf.as_mut_slice()[SECTOR_BYTES..SECTOR_BYTES + sectors * SECTOR_BYTES]
-                        .copy_from_slice(&bytes);
-                    extent.buf.truncate(SECTOR_BYTES + sectors * SECTOR_BYTES);
+                    extent.buf.as_mut_slice()[..sectors * SECTOR_BYTES].copy_from_slice(&bytes);
+                    extent.buf.truncate(sectors * SECTOR_BYTES);
                     self.append_extent(key, extent, flags, freq, Some(put_seq), None)?;
                     self.stats.extents_reinserted += 1;
                 }
@@ -1128,52 +1155,68 @@ impl Shard {
     fn append_extent(
         &mut self,
         key: Key,
-        mut extent: ExtentBuf,
+        extent: ExtentBuf,
         flags: u8,
         freq: u8,
         keep_put_seq: Option<u64>,
         tag: Option<u64>,
     ) -> Result<u64> {
         let data_sectors = extent.data_len.div_ceil(SECTOR_BYTES) as u32;
+        debug_assert_eq!(extent.buf.len(), data_sectors as usize * SECTOR_BYTES);
         let entry_bytes = format::summary_entry_bytes(data_sectors);
-        let seg = self.ensure_room(1 + data_sectors, entry_bytes)?;
+        let seg = self.ensure_room(data_sectors, entry_bytes)?;
         let seq = self.take_seq()?;
         let put_seq = keep_put_seq.unwrap_or(seq);
-        let sector = self.segs[seg as usize].used_sectors;
+        let (data_sector, sector) = (self.segs[seg as usize].data_used, self.next_header_sector(seg));
         let data_len = extent.data_len as u32;
-        let meta = RecordMeta { kind: RecordKind::Extent, flags, seq, put_seq, key, data_len, sector };
-        let crcs: Vec<u32> = extent.buf.as_slice()[SECTOR_BYTES..].chunks(SECTOR_BYTES).map(format::crc32c).collect();
+        let meta = RecordMeta { kind: RecordKind::Extent, flags, seq, put_seq, key, data_len, sector, data_sector };
+        let crcs: Vec<u32> = extent.buf.as_slice().chunks(SECTOR_BYTES).map(format::crc32c).collect();
+        let mut header = self.pool.get(SECTOR_BYTES);
         let epoch = self.segs[seg as usize].epoch;
-        format::encode_record_header(extent.buf.as_mut_slice(), &meta, self.stamp(epoch), &crcs);
-        let offset = self.record_offset(seg, sector);
+        format::encode_record_header(header.as_mut_slice(), &meta, self.stamp(epoch), &crcs);
         {
             let s = &mut self.segs[seg as usize];
-            s.used_sectors += meta.total_sectors();
+            s.data_used += data_sectors;
+            s.headers_used += 1;
             s.summary_entry_bytes += entry_bytes;
             s.records.push((meta, crcs.clone()));
         }
         self.drop_entry(&key);
         self.insert_entry(
             key,
-            Entry { seg, sector, data_len, seq, put_seq, flags, freq, writing: true, crcs: crcs.into_boxed_slice() },
+            Entry {
+                seg,
+                data_sector,
+                data_len,
+                seq,
+                put_seq,
+                flags,
+                freq,
+                writing: true,
+                crcs: crcs.into_boxed_slice(),
+            },
         );
+        // two writes, data and header; the put is done when both are
+        self.record_parts.insert(seq, (2, None));
         let op = self.add_op(Op::Record { key, seq, tag });
-        self.enqueue(IoRequest::write(offset, extent.buf, op));
+        self.enqueue(IoRequest::write(self.sector_offset(seg, data_sector), extent.buf, op));
+        let op = self.add_op(Op::Record { key, seq, tag });
+        self.enqueue(IoRequest::write(self.sector_offset(seg, sector), header, op));
         Ok(put_seq)
     }
 
     fn append_meta(&mut self, kind: RecordKind, key: Key, put_seq: u64) -> Result<()> {
         let entry_bytes = format::summary_entry_bytes(0);
-        let seg = self.ensure_room(1, entry_bytes)?;
+        let seg = self.ensure_room(0, entry_bytes)?;
         let seq = self.take_seq()?;
-        let sector = self.segs[seg as usize].used_sectors;
-        let meta = RecordMeta { kind, flags: 0, seq, put_seq, key, data_len: 0, sector };
+        let (data_sector, sector) = (self.segs[seg as usize].data_used, self.next_header_sector(seg));
+        let meta = RecordMeta { kind, flags: 0, seq, put_seq, key, data_len: 0, sector, data_sector };
         let mut buf = self.pool.get(SECTOR_BYTES);
         let epoch = self.segs[seg as usize].epoch;
         format::encode_record_header(buf.as_mut_slice(), &meta, self.stamp(epoch), &[]);
-        let offset = self.record_offset(seg, sector);
+        let offset = self.sector_offset(seg, sector);
         let s = &mut self.segs[seg as usize];
-        s.used_sectors += 1;
+        s.headers_used += 1;
         s.summary_entry_bytes += entry_bytes;
         s.records.push((meta, Vec::new()));
         let op = self.add_op(Op::Meta);
@@ -1247,15 +1290,15 @@ impl Shard {
                     }
                 },
                 SegmentState::Open => {
-                    let (found, used) = self.scan_segment(seg, entry.epoch)?;
-                    was_open.push((seg, used, found.clone()));
+                    let (found, data_used) = self.scan_segment(seg, entry.epoch)?;
+                    was_open.push((seg, data_used, found.clone()));
                     found
                 }
             };
             let s = &mut self.segs[i];
             s.state = SegmentState::Sealed;
             s.epoch = entry.epoch;
-            s.used_sectors = self.sb.segment_sectors();
+            s.data_used = self.sb.segment_sectors();
             s.keys = found.iter().map(|(m, _)| m.key).collect();
             records.extend(found.into_iter().map(|(m, c)| (seg, m, c)));
         }
@@ -1268,7 +1311,7 @@ impl Shard {
                     self.drop_entry(&meta.key);
                     let e = Entry {
                         seg,
-                        sector: meta.sector,
+                        data_sector: meta.data_sector,
                         data_len: meta.data_len,
                         seq: meta.seq,
                         put_seq: meta.put_seq,
@@ -1302,10 +1345,11 @@ impl Shard {
         let mut sealed: Vec<u32> =
             (0..self.segs.len() as u32).filter(|&s| self.segs[s as usize].state == SegmentState::Sealed).collect();
         sealed.sort_by_key(|&s| self.segs[s as usize].epoch);
-        // Seal what was open: its summary goes right after its last good record.
-        for (seg, used, found) in was_open {
+        // Seal what was open: its summary goes right after its last good record's data.
+        for (seg, data_used, found) in was_open {
             let s = &mut self.segs[seg as usize];
-            s.used_sectors = used;
+            s.data_used = data_used;
+            s.headers_used = found.len() as u32;
             s.summary_entry_bytes = found.iter().map(|(m, _)| format::summary_entry_bytes(m.data_sectors())).sum();
             s.records = found;
             s.state = SegmentState::Open;
@@ -1313,6 +1357,9 @@ impl Shard {
             // seal() queues it at the back of the FIFO; the sort below restores epoch order
             self.seal(seg)?;
         }
+        // Free segments are taken lowest address first, so a shard's log (and a sequential
+        // reader of what it wrote) moves forward through the device.
+        self.free.sort_unstable_by(|a, b| b.cmp(a));
         let mut fifo: Vec<u32> = self.sealed_fifo.drain(..).chain(sealed).collect();
         fifo.sort_by_key(|&s| self.segs[s as usize].epoch);
         self.sealed_fifo = fifo.into();
@@ -1352,36 +1399,49 @@ impl Shard {
             base + u64::from(t.summary_sector) * SECTOR_BYTES as u64,
             t.summary_sectors as usize * SECTOR_BYTES,
         )?;
+        // every record's data must lie below the summary and its header above it
+        let summary_end = t.summary_sector + t.summary_sectors;
+        let trailer = self.sb.segment_sectors() - 1;
         Ok(format::decode_summary(&summary, self.stamp(epoch)).filter(|recs| {
-            recs.iter().all(|(m, _)| m.sector.checked_add(m.total_sectors()).is_some_and(|end| end <= t.summary_sector))
+            recs.iter().all(|(m, _)| {
+                m.data_sector.checked_add(m.data_sectors()).is_some_and(|end| end <= t.summary_sector)
+                    && m.sector >= summary_end
+                    && m.sector < trailer
+            })
         }))
     }
 
-    /// Reads a segment and returns its valid records (data checksums verified) and where the
-    /// first invalid one starts.
+    /// Reads a segment and returns its valid records and where their data ends. Headers are read
+    /// from just below the trailer downwards; each must check out, place its data right after the
+    /// previous record's, and have data matching its checksums. The first that does not ends the
+    /// scan.
     fn scan_segment(&mut self, seg: u32, epoch: u64) -> Result<(Vec<Record>, u32)> {
         let stamp = self.stamp(epoch);
         let base = self.sb.segment_offset(self.id, seg);
         let bytes = self.read_sync(base, self.sb.segment_bytes as usize)?;
-        let limit = self.sb.segment_sectors() - 1;
+        let trailer = self.sb.segment_sectors() - 1;
         let mut found = Vec::new();
-        let mut sector = 0u32;
-        while sector < limit {
-            let at = sector as usize * SECTOR_BYTES;
-            let Some((meta, crcs)) = format::decode_record_header(&bytes[at..at + SECTOR_BYTES], stamp, sector) else {
-                break;
-            };
-            if sector + meta.total_sectors() > limit {
+        let mut data_end = 0u32;
+        for header in (0..trailer).rev() {
+            if header < data_end {
                 break;
             }
-            let data = &bytes[at + SECTOR_BYTES..at + meta.total_sectors() as usize * SECTOR_BYTES];
+            let at = header as usize * SECTOR_BYTES;
+            let Some((meta, crcs)) = format::decode_record_header(&bytes[at..at + SECTOR_BYTES], stamp, header) else {
+                break;
+            };
+            let end = data_end + meta.data_sectors();
+            if meta.data_sector != data_end || end > header {
+                break;
+            }
+            let data = &bytes[data_end as usize * SECTOR_BYTES..end as usize * SECTOR_BYTES];
             if data.chunks(SECTOR_BYTES).zip(&crcs).any(|(s, c)| format::crc32c(s) != *c) {
                 break;
             }
-            sector += meta.total_sectors();
+            data_end = end;
             found.push((meta, crcs));
         }
-        Ok((found, sector))
+        Ok((found, data_end))
     }
 }
 

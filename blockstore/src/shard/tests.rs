@@ -152,7 +152,7 @@ fn corrupted_sector_is_a_checksum_error_naming_device_offset_and_key() {
     shard.put_now(key, &content(&key, 1, 3 * SECTOR_BYTES), CLEAN).expect("put");
     shard.flush_now().expect("flush");
     let e = shard.index.get(&key).expect("entry");
-    let second_data_sector = shard.record_offset(e.seg, e.sector) + 2 * SECTOR_BYTES as u64;
+    let second_data_sector = shard.sector_offset(e.seg, e.data_sector + 1);
     rig.media.corrupt(second_data_sector + 17, &[0xFF, 0x00, 0xFF]);
     // the first sector is intact, the second is not
     assert!(shard.get_now(key, 0, 100).is_ok());
