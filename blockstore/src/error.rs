@@ -26,7 +26,7 @@ pub enum StoreError {
     BadLength { len: usize, max: usize },
     #[error("{device}: checksum mismatch reading {key} at device offset {offset} (sector {sector} of the extent)")]
     Checksum { device: String, key: Key, offset: u64, sector: u32 },
-    #[error("{}: {source}", MaybeKey(key))]
+    #[error("{}{source}", MaybeKey(key))]
     Device { key: Option<Key>, source: DeviceError },
     #[error("{device}: shard {shard} is poisoned and refuses writes: {reason}")]
     Poisoned { device: String, shard: u32, reason: String },
@@ -58,14 +58,14 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Formats `Option<Key>` for the `Device` variant's message.
+/// Formats `Option<Key>` as a message prefix ("object 1 block 2 version 0x3: ") or nothing.
 pub(crate) struct MaybeKey<'a>(pub &'a Option<Key>);
 
 impl std::fmt::Display for MaybeKey<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            Some(k) => write!(f, "{k}"),
-            None => f.write_str("metadata"),
+            Some(k) => write!(f, "{k}: "),
+            None => Ok(()),
         }
     }
 }
