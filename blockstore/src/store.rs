@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::buf::{AlignedBuf, BufPool, SECTOR_BYTES};
 use crate::device::{DeviceSpec, IoRequest};
@@ -54,8 +55,13 @@ fn run_sync(dev: &mut dyn crate::device::Device, reqs: Vec<IoRequest>) -> Result
     Ok(done)
 }
 
+/// How long `format` waits for another process to let go of the device.
+const FORMAT_DEVICE_WAIT: Duration = Duration::from_secs(10);
+
 /// Writes a fresh superblock and empty checkpoints: everything on the device is forgotten.
+/// Refuses a device another process is using.
 pub fn format(spec: &DeviceSpec, opts: &FormatOptions) -> Result<Superblock> {
+    spec.wait_until_unused(FORMAT_DEVICE_WAIT).map_err(device_error)?;
     let mut dev = spec.open(8, None).map_err(device_error)?;
     let info = dev.info().clone();
     let uuid = new_uuid();
@@ -151,11 +157,19 @@ pub struct StoreConfig {
     pub channel_depth: usize,
     /// Pin shard i's thread to core i (mod the core count).
     pub pin_cores: bool,
+    /// How long `open` waits for another process to let go of the device (a store still running
+    /// there, or the I/O of a killed one still in flight) before it refuses.
+    pub device_wait: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> StoreConfig {
-        StoreConfig { shard: ShardConfig::default(), channel_depth: 256, pin_cores: false }
+        StoreConfig {
+            shard: ShardConfig::default(),
+            channel_depth: 256,
+            pin_cores: false,
+            device_wait: Duration::from_secs(10),
+        }
     }
 }
 
@@ -191,6 +205,7 @@ pub struct Store {
 impl Store {
     /// Opens a formatted device: each shard thread opens its own handle and recovers its index.
     pub fn open(spec: &DeviceSpec, config: StoreConfig) -> Result<Store> {
+        spec.wait_until_unused(config.device_wait).map_err(device_error)?;
         let sb = read_superblock(spec)?;
         let device = format!("{spec:?}");
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -118,3 +118,22 @@ fn store_round_trip_recovery_and_eviction_on_a_real_device() {
     eprintln!("device_store: {:?} ok; {recovered} extents recovered after eviction", t.kind);
     store.close();
 }
+
+#[test]
+fn a_device_in_use_by_a_running_store_is_refused_clearly() {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("in-use-{}.img", std::process::id()));
+    std::fs::File::create(&path).expect("create").set_len(32 << 20).expect("size");
+    let spec = DeviceSpec::File { path: path.clone(), iopoll: false };
+    blockstore::format(&spec, &FormatOptions { segment_bytes: 1 << 20, shard_count: 2 }).expect("format");
+    let store = Store::open(&spec, StoreConfig::default()).expect("open");
+    let short = StoreConfig { device_wait: std::time::Duration::from_millis(300), ..StoreConfig::default() };
+    let second = Store::open(&spec, short.clone()).expect_err("a second store on the same device");
+    assert!(second.to_string().contains("in use by another process"), "{second}");
+    let reformat = blockstore::format(&spec, &FormatOptions { segment_bytes: 1 << 20, shard_count: 2 });
+    assert!(reformat.is_err(), "formatting a device in use must be refused");
+    store.close();
+    // once the first store is gone (its rings torn down), the device is free again
+    let again = Store::open(&spec, short).expect("open after close");
+    again.close();
+    let _ = std::fs::remove_file(&path);
+}

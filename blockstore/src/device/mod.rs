@@ -22,7 +22,8 @@ pub mod uring_file;
 pub mod uring_nvme;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::buf::{AlignedBuf, BufPool, SECTOR_BYTES};
 
@@ -166,6 +167,53 @@ pub fn validate_request(info: &DeviceInfo, req: &IoRequest) -> Result<(), Device
     }
 }
 
+/// Takes a shared `flock` on a device handle's descriptor. The ring keeps the descriptor open
+/// until every operation on it has finished, even after its process died, so the lock says
+/// "someone may still be doing I/O here" for exactly as long as that is true. Fails when another
+/// process holds the device exclusively (formatting or waiting for it).
+pub(crate) fn lock_shared(file: &std::fs::File, name: &str) -> Result<(), DeviceError> {
+    use rustix::fs::{flock, FlockOperation};
+    flock(file, FlockOperation::NonBlockingLockShared).map_err(|e| {
+        DeviceError::new(
+            name,
+            "lock",
+            0,
+            0,
+            format!("in use by another process ({e}); is another bucketfs running on it?"),
+        )
+    })
+}
+
+/// Waits until no process holds `path` (no open handle of another store, and no I/O of a killed
+/// one still in flight), for at most `timeout`.
+fn wait_until_unused_path(path: &Path, timeout: Duration) -> Result<(), DeviceError> {
+    use rustix::fs::{flock, FlockOperation};
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| DeviceError::new(&name, "open", 0, 0, e))?;
+    let started = Instant::now();
+    loop {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            // dropping `file` releases the lock
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK && started.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(DeviceError::new(
+                    &name,
+                    "lock",
+                    0,
+                    0,
+                    format!(
+                        "in use by another process: still locked after {:.1} s ({e})",
+                        started.elapsed().as_secs_f64()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
 /// How to open a device; each shard opens its own handle with [`DeviceSpec::open`].
 #[derive(Clone)]
 pub enum DeviceSpec {
@@ -201,6 +249,17 @@ impl DeviceSpec {
             DeviceSpec::Nvme { path, iopoll: false }
         } else {
             DeviceSpec::File { path, iopoll: false }
+        }
+    }
+
+    /// Waits (at most `timeout`) until no other process uses the device: neither a running store
+    /// nor the in-flight I/O of a killed one. Note that `/dev/ngXnY` and `/dev/nvmeXnY` are
+    /// different files for the same namespace: the lock covers the path the store uses.
+    pub fn wait_until_unused(&self, timeout: Duration) -> Result<(), DeviceError> {
+        match self {
+            DeviceSpec::Nvme { path, .. } | DeviceSpec::File { path, .. } => wait_until_unused_path(path, timeout),
+            DeviceSpec::Sim(_) => Ok(()),
+            DeviceSpec::Faulty { inner, .. } => inner.wait_until_unused(timeout),
         }
     }
 

@@ -104,6 +104,7 @@ impl UringFileDevice {
                     fail(format!("O_RDWR|O_DIRECT open failed: {e}"))
                 }
             })?;
+        super::lock_shared(&file, &path.display().to_string())?;
         // Look again through the open descriptor: the path may have changed under us.
         let meta = file.metadata().map_err(|e| fail(format!("fstat failed: {e}")))?;
         let geometry = if meta.file_type().is_block_device() {

@@ -162,6 +162,7 @@ impl UringNvmeDevice {
             .custom_flags(libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| fail(format!("O_RDWR open failed: {e}")))?;
+        super::lock_shared(&file, &path.display().to_string())?;
         let nsid = namespace_id(&file).map_err(fail)?;
         let block = block_device_name(path);
         let namespace = match identify_namespace(&file, nsid) {
