@@ -368,25 +368,29 @@ fn merge(parts: Vec<Result<(Measure, Histogram<u64>), blockstore::StoreError>>) 
     Ok(total)
 }
 
-/// Writes the whole file sequentially with fio (O_DIRECT, 1 MiB), so it has no holes.
-fn prefill(args: &Args, size_bytes: u64) -> anyhow::Result<()> {
-    let started = Instant::now();
+/// Runs fio on the bench device with io_uring and O_DIRECT plus `extra` options; its stdout.
+fn fio(args: &Args, name: &str, extra: &[String]) -> anyhow::Result<String> {
     let out = Command::new(&args.fio)
-        .args([
-            "--name=prefill",
-            &format!("--filename={}", args.device.display()),
-            "--ioengine=io_uring",
-            "--direct=1",
-            "--rw=write",
-            "--bs=1M",
-            "--iodepth=8",
-            &format!("--size={size_bytes}"),
-        ])
+        .arg(format!("--name={name}"))
+        .arg(format!("--filename={}", args.device.display()))
+        .args(["--ioengine=io_uring", "--direct=1"])
+        .args(extra)
         .output()
         .with_context(|| format!("running {}", args.fio))?;
     if !out.status.success() {
-        bail!("fio prefill failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!("fio {name} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Writes the whole file sequentially with fio (O_DIRECT, 1 MiB), so it has no holes.
+fn prefill(args: &Args, size_bytes: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    fio(
+        args,
+        "prefill",
+        &["--rw=write".into(), "--bs=1M".into(), "--iodepth=8".into(), format!("--size={size_bytes}")],
+    )?;
     eprintln!("prefilled {size_bytes} bytes in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -401,31 +405,25 @@ fn run_fio(
     random: bool,
     jobs: u32,
 ) -> anyhow::Result<Measure> {
-    let out = Command::new(&args.fio)
-        .args([
-            "--name=bench",
-            &format!("--filename={}", args.device.display()),
-            "--ioengine=io_uring",
-            "--direct=1",
-            &format!("--rw={}", if random { "randread" } else { "read" }),
-            &format!("--bs={bs}"),
-            &format!("--iodepth={qd}"),
-            &format!("--numjobs={jobs}"),
-            &format!("--offset={offset}"),
-            // each job gets its own part of the range, as each shard reads its own extents
-            &format!("--size={}", size / u64::from(jobs) / 4096 * 4096),
-            &format!("--offset_increment={}", size / u64::from(jobs) / 4096 * 4096),
-            "--time_based",
-            &format!("--runtime={}", args.seconds),
-            "--group_reporting",
-            "--output-format=json",
-        ])
-        .output()
-        .with_context(|| format!("running {}", args.fio))?;
-    if !out.status.success() {
-        bail!("fio failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    // each job gets its own part of the range, as each shard reads its own extents
+    let part = size / u64::from(jobs) / 4096 * 4096;
+    let text = fio(
+        args,
+        "bench",
+        &[
+            format!("--rw={}", if random { "randread" } else { "read" }),
+            format!("--bs={bs}"),
+            format!("--iodepth={qd}"),
+            format!("--numjobs={jobs}"),
+            format!("--offset={offset}"),
+            format!("--size={part}"),
+            format!("--offset_increment={part}"),
+            "--time_based".into(),
+            format!("--runtime={}", args.seconds),
+            "--group_reporting".into(),
+            "--output-format=json".into(),
+        ],
+    )?;
     let json = &text[text.find('{').context("fio printed no JSON")?..];
     let read = json_section(json, "\"read\"").context("no read section in fio output")?;
     let io_bytes = json_number(read, "\"io_bytes\"").context("io_bytes")?;
