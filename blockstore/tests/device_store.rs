@@ -1,5 +1,6 @@
 //! The whole store on a real device: format, write through every shard, flush, reopen (recovery),
-//! verify every byte, fill past capacity (eviction), and check the recovered index again.
+//! verify every byte, fill past capacity (eviction), and check the recovered index again; and a
+//! device in use by one store is refused to another.
 //!
 //! On the host this runs on a file through the io_uring O_DIRECT backend. Inside the QEMU guest
 //! (`image/qemu/test-nvme.sh`) it runs on `/dev/ng0n1` through NVMe passthrough:
@@ -31,7 +32,8 @@ struct Target {
     _file: Option<PathBuf>,
 }
 
-fn target() -> Target {
+/// The device under test: `BUCKETFS_TEST_DEVICE`, or a fresh file named for the test.
+fn target(test: &str) -> Target {
     let iopoll = std::env::var("BUCKETFS_TEST_DEVICE_IOPOLL").is_ok_and(|v| v == "1");
     if let Ok(path) = std::env::var("BUCKETFS_TEST_DEVICE") {
         let spec = match DeviceSpec::from_path(&path) {
@@ -44,7 +46,7 @@ fn target() -> Target {
         eprintln!("device_store: running on {spec:?}");
         return Target { spec, kind, _file: None };
     }
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("device-store-{}.img", std::process::id()));
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{test}-{}.img", std::process::id()));
     let file = std::fs::File::create(&path).expect("create");
     file.set_len(64 << 20).expect("size");
     Target { spec: DeviceSpec::File { path: path.clone(), iopoll }, kind: DeviceKind::BlockOrFile, _file: Some(path) }
@@ -60,7 +62,7 @@ impl Drop for Target {
 
 #[test]
 fn store_round_trip_recovery_and_eviction_on_a_real_device() {
-    let t = target();
+    let t = target("round-trip");
     let sb = blockstore::format(&t.spec, &FormatOptions { segment_bytes: 4 << 20, shard_count: 2 }).expect("format");
     let store = Store::open(&t.spec, StoreConfig::default()).expect("open");
     // 24 extents, a third dirty
@@ -121,19 +123,16 @@ fn store_round_trip_recovery_and_eviction_on_a_real_device() {
 
 #[test]
 fn a_device_in_use_by_a_running_store_is_refused_clearly() {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("in-use-{}.img", std::process::id()));
-    std::fs::File::create(&path).expect("create").set_len(32 << 20).expect("size");
-    let spec = DeviceSpec::File { path: path.clone(), iopoll: false };
-    blockstore::format(&spec, &FormatOptions { segment_bytes: 1 << 20, shard_count: 2 }).expect("format");
-    let store = Store::open(&spec, StoreConfig::default()).expect("open");
+    let t = target("in-use");
+    blockstore::format(&t.spec, &FormatOptions { segment_bytes: 1 << 20, shard_count: 2 }).expect("format");
+    let store = Store::open(&t.spec, StoreConfig::default()).expect("open");
     let short = StoreConfig { device_wait: std::time::Duration::from_millis(300), ..StoreConfig::default() };
-    let second = Store::open(&spec, short.clone()).expect_err("a second store on the same device");
+    let second = Store::open(&t.spec, short.clone()).expect_err("a second store on the same device");
     assert!(second.to_string().contains("in use by another process"), "{second}");
-    let reformat = blockstore::format(&spec, &FormatOptions { segment_bytes: 1 << 20, shard_count: 2 });
+    let reformat = blockstore::format(&t.spec, &FormatOptions { segment_bytes: 1 << 20, shard_count: 2 });
     assert!(reformat.is_err(), "formatting a device in use must be refused");
     store.close();
     // once the first store is gone (its rings torn down), the device is free again
-    let again = Store::open(&spec, short).expect("open after close");
+    let again = Store::open(&t.spec, short).expect("open after close");
     again.close();
-    let _ = std::fs::remove_file(&path);
 }
