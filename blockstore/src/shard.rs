@@ -368,7 +368,6 @@ pub struct Shard {
     record_parts: HashMap<u64, (u8, Option<crate::device::DeviceError>)>,
     events: Vec<Event>,
     poisoned: Option<String>,
-    reclaiming: bool,
     unsaved_footprint_bytes: u64,
     stats: ShardStats,
 }
@@ -402,7 +401,6 @@ impl Shard {
             record_parts: HashMap::new(),
             events: Vec::new(),
             poisoned: None,
-            reclaiming: false,
             unsaved_footprint_bytes: 0,
             stats: ShardStats { shard: id, segments_total: u64::from(nsegs), ..ShardStats::default() },
             sb,
@@ -948,7 +946,11 @@ impl Shard {
         Ok(out)
     }
 
+    /// Writes and flushes the next checkpoint. Everything written before it is flushed first: a
+    /// checkpoint may free a segment whose extents were just copied forward, and must never be
+    /// durable while those copies are not.
     fn write_checkpoint(&mut self) -> Result<()> {
+        self.flush_sync()?;
         if self.next_seq + SEQ_RESERVE_WINDOW / 2 > self.seq_reserved {
             self.seq_reserved = self.next_seq + SEQ_RESERVE_WINDOW;
         }
@@ -1025,10 +1027,9 @@ impl Shard {
     }
 
     fn seal(&mut self, seg: u32) -> Result<()> {
-        // every record write must be done before the summary claims them
-        while self.writes_in_flight > 0 {
-            self.pump(1)?;
-        }
+        // every record must be durable before a summary claims it: recovery trusts a summary
+        // that checks out without re-reading the data (found by the mid-operation crash tests)
+        self.flush_sync()?;
         let (epoch, used, records) = {
             let s = &mut self.segs[seg as usize];
             (s.epoch, s.data_used, std::mem::take(&mut s.records))
@@ -1051,6 +1052,12 @@ impl Shard {
         Ok(())
     }
 
+    /// Opens a free segment, reclaims old ones into it while fewer than the reserve are free, and
+    /// only then writes the checkpoint that declares it (which first flushes the copies). A crash
+    /// before that checkpoint leaves the durable state as it was before this call: the copies are
+    /// ignored (the segment is still free there) and the originals still in place. So an
+    /// interrupted open, however often, never costs a free segment (found by crashing the
+    /// simulation in the middle of recovery).
     fn open_segment(&mut self) -> Result<u32> {
         let Some(seg) = self.free.pop() else {
             return Err(StoreError::CacheFull {
@@ -1065,42 +1072,38 @@ impl Shard {
         let epoch = self.take_seq()?;
         self.segs[seg as usize] = Seg { state: SegmentState::Open, epoch, ..Seg::free() };
         self.open = Some(seg);
+        self.reclaim_while_short()?;
         self.write_checkpoint()?;
-        if !self.reclaiming {
-            self.reclaiming = true;
-            let result = self.reclaim_while_short();
-            self.reclaiming = false;
-            // Record the freed segments durably (flushing the copies made first), so a crash
-            // now does not come back with fewer free segments than the reserve.
-            if result? > 0 {
-                self.write_checkpoint()?;
-            }
-        }
-        self.open.ok_or_else(|| StoreError::Format {
-            device: self.device_name(),
-            reason: "no open segment after reclaim".into(),
-        })
+        Ok(seg)
     }
 
-    /// Reclaims oldest segments until the free reserve is met; returns how many it freed.
-    fn reclaim_while_short(&mut self) -> Result<usize> {
+    /// Reclaims oldest segments into the (new, open) segment until the free reserve is met or the
+    /// open segment is full. Never opens a segment itself.
+    fn reclaim_while_short(&mut self) -> Result<()> {
         let mut passes = self.sealed_fifo.len() * 4;
-        let mut freed = 0;
         while self.free.len() < FREE_SEGMENTS_RESERVE && passes > 0 {
             let Some(victim) = self.sealed_fifo.pop_front() else {
                 break;
             };
-            self.reclaim(victim)?;
-            freed += 1;
+            if !self.reclaim(victim)? {
+                break;
+            }
             passes -= 1;
         }
-        Ok(freed)
+        Ok(())
     }
 
     /// Frees the oldest sealed segment: copies forward what must or should stay, drops the rest.
-    fn reclaim(&mut self, seg: u32) -> Result<()> {
+    /// Returns false, leaving the segment sealed and oldest with the keys it still holds, when the
+    /// open segment fills up first.
+    fn reclaim(&mut self, seg: u32) -> Result<bool> {
+        let open = self.open.ok_or_else(|| StoreError::Format {
+            device: self.device_name(),
+            reason: "internal: reclaim without an open segment".into(),
+        })?;
         let keys = std::mem::take(&mut self.segs[seg as usize].keys);
-        for key in keys {
+        let mut keys = keys.into_iter();
+        while let Some(key) = keys.next() {
             let Some(e) = self.index.get(&key).filter(|e| e.seg == seg) else {
                 continue;
             };
@@ -1112,9 +1115,15 @@ impl Shard {
             }
             let (flags, put_seq, data_len, freq) =
                 (e.flags, e.put_seq, e.data_len as usize, if hot { 1 } else { e.freq });
+            let sectors = data_len.div_ceil(SECTOR_BYTES);
+            if !self.fits(open, sectors as u32, format::summary_entry_bytes(sectors as u32)) {
+                // the open segment is full: the rest stays here for the next reclaim
+                self.segs[seg as usize].keys = std::iter::once(key).chain(keys).collect();
+                self.sealed_fifo.push_front(seg);
+                return Ok(false);
+            }
             let crcs = e.crcs.clone();
             let offset = self.sector_offset(e.seg, e.data_sector);
-            let sectors = data_len.div_ceil(SECTOR_BYTES);
             let copied = self.read_sync(offset, sectors * SECTOR_BYTES).and_then(|bytes| {
                 let bad = bytes.chunks(SECTOR_BYTES).zip(crcs.iter()).position(|(s, c)| format::crc32c(s) != *c);
                 match bad {
@@ -1148,7 +1157,7 @@ impl Shard {
         self.segs[seg as usize] = Seg::free();
         self.free.push(seg);
         self.stats.segments_reclaimed += 1;
-        Ok(())
+        Ok(true)
     }
 
     /// Appends an extent record; `keep_put_seq` when copying forward. Returns the put_seq.

@@ -54,6 +54,36 @@ struct SimState {
     writes_total: u64,
     flushes_total: u64,
     crashes_total: u64,
+    /// Take a crash image when `writes_total` reaches this.
+    crash_at_write: Option<u64>,
+    /// The image power loss at that moment would have left.
+    crash_image: Option<Vec<u8>>,
+}
+
+/// Applies the crash model to `volatile` on top of `durable`: each write kept, lost, or torn
+/// sector by sector, by the seed.
+fn apply_crash(durable: &mut [u8], volatile: &[PendingWrite], rng: &mut ChaCha8Rng) -> CrashReport {
+    let mut report = CrashReport::default();
+    for write in volatile {
+        let offset = usize::try_from(write.offset).expect("offset fits");
+        match rng.random_range(0..3u32) {
+            0 => {
+                durable[offset..offset + write.data.len()].copy_from_slice(&write.data);
+                report.writes_kept += 1;
+            }
+            1 => report.writes_lost += 1,
+            _ => {
+                for (i, sector) in write.data.chunks(SECTOR_BYTES).enumerate() {
+                    if rng.random_bool(0.5) {
+                        let at = offset + i * SECTOR_BYTES;
+                        durable[at..at + sector.len()].copy_from_slice(sector);
+                    }
+                }
+                report.writes_torn += 1;
+            }
+        }
+    }
+    report
 }
 
 /// A simulated medium shared by its handles.
@@ -86,6 +116,8 @@ impl SimMedia {
                 writes_total: 0,
                 flushes_total: 0,
                 crashes_total: 0,
+                crash_at_write: None,
+                crash_image: None,
             })),
         }
     }
@@ -122,30 +154,46 @@ impl SimMedia {
     /// the crash must not be used afterwards (their owner "died").
     pub fn crash(&self) -> CrashReport {
         let mut state = self.lock();
-        let mut report = CrashReport::default();
         let volatile = std::mem::take(&mut state.volatile);
-        for write in volatile {
-            let fate: u32 = state.rng.random_range(0..3);
-            let offset = usize::try_from(write.offset).expect("offset fits");
-            match fate {
-                0 => {
-                    state.durable[offset..offset + write.data.len()].copy_from_slice(&write.data);
-                    report.writes_kept += 1;
-                }
-                1 => report.writes_lost += 1,
-                _ => {
-                    for (i, sector) in write.data.chunks(SECTOR_BYTES).enumerate() {
-                        if state.rng.random_bool(0.5) {
-                            let at = offset + i * SECTOR_BYTES;
-                            state.durable[at..at + sector.len()].copy_from_slice(sector);
-                        }
-                    }
-                    report.writes_torn += 1;
-                }
-            }
-        }
+        let state = &mut *state;
+        let report = apply_crash(&mut state.durable, &volatile, &mut state.rng);
         state.crashes_total += 1;
+        state.crash_at_write = None;
+        state.crash_image = None;
         report
+    }
+
+    /// Power loss in the middle of whatever is running: when `writes` more writes have
+    /// completed, the image a crash at that instant would leave is taken (the writes go on
+    /// normally). [`SimMedia::restore_crash_image`] then puts it in place.
+    pub fn arm_crash_after_writes(&self, writes: u64) {
+        let mut state = self.lock();
+        state.crash_at_write = Some(state.writes_total + writes.max(1));
+        state.crash_image = None;
+    }
+
+    /// Cancels an armed crash that has not happened yet.
+    pub fn disarm_crash(&self) {
+        let mut state = self.lock();
+        state.crash_at_write = None;
+        state.crash_image = None;
+    }
+
+    /// Whether an armed crash image has been taken.
+    pub fn crash_image_taken(&self) -> bool {
+        self.lock().crash_image.is_some()
+    }
+
+    /// Replaces the medium with the armed crash image (handles opened before must not be used
+    /// afterwards). Returns false if no image was taken.
+    pub fn restore_crash_image(&self) -> bool {
+        let mut state = self.lock();
+        let Some(image) = state.crash_image.take() else { return false };
+        state.durable = image;
+        state.volatile.clear();
+        state.crash_at_write = None;
+        state.crashes_total += 1;
+        true
     }
 
     /// Bytes as a read would see them now (durable plus volatile).
@@ -226,6 +274,13 @@ impl SimDevice {
                 let data = req.buf.as_ref().map(|b| b.as_slice().to_vec()).unwrap_or_default();
                 state.volatile.push(PendingWrite { offset: req.offset, data });
                 state.writes_total += 1;
+                if state.crash_at_write == Some(state.writes_total) {
+                    let mut image = state.durable.clone();
+                    let volatile = std::mem::take(&mut state.volatile);
+                    apply_crash(&mut image, &volatile, &mut state.rng);
+                    state.volatile = volatile;
+                    state.crash_image = Some(image);
+                }
                 Ok(())
             }
             IoKind::Flush => {

@@ -295,9 +295,65 @@ impl Default for ModelKey {
 #[derive(Default, Debug)]
 struct SimCoverage {
     crashes: u64,
+    /// Crash images taken in the middle of an operation (or of recovery).
+    mid_op_crashes: u64,
     torn_writes: u64,
     segments_reclaimed: u64,
     cache_full: u64,
+}
+
+/// Checks every key of `model` against a recovered shard: each holds one of the states it could
+/// legally hold, and no dirty extent is gone. Collapses the model to what was observed.
+fn check_recovered(shard: &mut Shard, model: &mut HashMap<Key, ModelKey>, at: &str) {
+    let dirty_now: HashMap<Key, DirtyExtent> = shard.dirty_extents().into_iter().map(|d| (d.key, d)).collect();
+    for (key, m) in model.iter_mut() {
+        let found = shard.contains(key);
+        let observed = match found {
+            None => None,
+            Some(len) => {
+                let got =
+                    shard.get_now(*key, 0, len as usize).unwrap_or_else(|e| panic!("{at} {key}: after crash: {e}"));
+                let dirty = dirty_now.contains_key(key);
+                let state =
+                    m.states.iter().flatten().find(|(g, l, d)| {
+                        *l == len as usize && *d == dirty && got.bytes() == &content(key, *g, *l)[..]
+                    });
+                let state = state.copied().unwrap_or_else(|| {
+                    panic!(
+                        "{at} {key}: after crash holds {len} bytes (dirty {dirty}) matching no state in {:?}",
+                        m.states
+                    )
+                });
+                if let Some(d) = dirty_now.get(key) {
+                    m.put_seq = d.put_seq;
+                }
+                Some(state)
+            }
+        };
+        if observed.is_none() {
+            // absent is fine if absent was possible or every possible state was clean
+            let allowed = m.states.iter().any(|s| s.is_none_or(|(_, _, dirty)| !dirty));
+            assert!(allowed, "{at} {key}: dirty extent lost in crash; states {:?}", m.states);
+        }
+        m.states = vec![observed];
+    }
+}
+
+/// Opens the shard after a crash; sometimes crashes again in the middle of recovery (and recovers
+/// from that).
+fn open_through_crashes(rig: &Rig, rng: &mut ChaCha8Rng, coverage: &mut SimCoverage) -> Shard {
+    if rng.random_range(0..3) == 0 {
+        rig.media.arm_crash_after_writes(rng.random_range(1..8));
+    }
+    let shard = rig.open();
+    if rig.media.crash_image_taken() {
+        drop(shard);
+        rig.media.restore_crash_image();
+        coverage.mid_op_crashes += 1;
+        return rig.open();
+    }
+    rig.media.disarm_crash();
+    shard
 }
 
 fn sim_seed(seed: u64) -> SimCoverage {
@@ -313,6 +369,10 @@ fn sim_seed(seed: u64) -> SimCoverage {
     let mut generation = 0u64;
     let ops = rng.random_range(200..600);
     for step in 0..ops {
+        // now and then, power fails at a random write inside whatever runs next
+        if !rig.media.crash_image_taken() && rng.random_range(0..20) == 0 {
+            rig.media.arm_crash_after_writes(rng.random_range(1..40));
+        }
         let key = keys[rng.random_range(0..keys.len())];
         let ctx = || format!("seed {seed} step {step} key {key}");
         match rng.random_range(0..100) {
@@ -373,9 +433,12 @@ fn sim_seed(seed: u64) -> SimCoverage {
             }
             81..=92 => {
                 shard.flush_now().unwrap_or_else(|e| panic!("{}: flush: {e}", ctx()));
-                for m in model.values_mut() {
-                    let last = m.states.last().copied().flatten();
-                    m.states = vec![last];
+                // a flush that power failed in the middle of promised nothing
+                if !rig.media.crash_image_taken() {
+                    for m in model.values_mut() {
+                        let last = m.states.last().copied().flatten();
+                        m.states = vec![last];
+                    }
                 }
             }
             _ => {
@@ -385,40 +448,18 @@ fn sim_seed(seed: u64) -> SimCoverage {
                 let report = rig.media.crash();
                 coverage.crashes += 1;
                 coverage.torn_writes += report.writes_torn;
-                shard = rig.open();
-                let dirty_now: HashMap<Key, DirtyExtent> =
-                    shard.dirty_extents().into_iter().map(|d| (d.key, d)).collect();
-                for (key, m) in model.iter_mut() {
-                    let found = shard.contains(key);
-                    let observed = match found {
-                        None => None,
-                        Some(len) => {
-                            let got = shard
-                                .get_now(*key, 0, len as usize)
-                                .unwrap_or_else(|e| panic!("seed {seed} step {step} {key}: after crash: {e}"));
-                            let dirty = dirty_now.contains_key(key);
-                            let state = m.states.iter().flatten().find(|(g, l, d)| {
-                                *l == len as usize && *d == dirty && got.bytes() == &content(key, *g, *l)[..]
-                            });
-                            let state = state.copied().unwrap_or_else(|| panic!("seed {seed} step {step} {key}: after crash holds {len} bytes (dirty {dirty}) matching no state in {:?}", m.states));
-                            if let Some(d) = dirty_now.get(key) {
-                                m.put_seq = d.put_seq;
-                            }
-                            Some(state)
-                        }
-                    };
-                    if observed.is_none() {
-                        // absent is fine if absent was possible or every possible state was clean
-                        let allowed = m.states.iter().any(|s| s.is_none_or(|(_, _, dirty)| !dirty));
-                        assert!(
-                            allowed,
-                            "seed {seed} step {step} {key}: dirty extent lost in crash; states {:?}",
-                            m.states
-                        );
-                    }
-                    m.states = vec![observed];
-                }
+                shard = open_through_crashes(&rig, &mut rng, &mut coverage);
+                check_recovered(&mut shard, &mut model, &format!("seed {seed} step {step}"));
             }
+        }
+        // power failed in the middle of this step's operation: come back from that instant
+        if rig.media.crash_image_taken() {
+            coverage.segments_reclaimed += shard.stats().segments_reclaimed;
+            drop(shard);
+            rig.media.restore_crash_image();
+            coverage.mid_op_crashes += 1;
+            shard = open_through_crashes(&rig, &mut rng, &mut coverage);
+            check_recovered(&mut shard, &mut model, &format!("seed {seed} step {step} (mid-operation)"));
         }
     }
     coverage.segments_reclaimed += shard.stats().segments_reclaimed;
@@ -441,6 +482,7 @@ fn simulation_with_crashes_matches_the_model() {
         match std::panic::catch_unwind(|| sim_seed(seed)) {
             Ok(c) => {
                 total.crashes += c.crashes;
+                total.mid_op_crashes += c.mid_op_crashes;
                 total.torn_writes += c.torn_writes;
                 total.segments_reclaimed += c.segments_reclaimed;
                 total.cache_full += c.cache_full;
@@ -453,7 +495,10 @@ fn simulation_with_crashes_matches_the_model() {
     }
     eprintln!("{seeds} seeds: {total:?}");
     assert!(
-        total.crashes > seeds && total.torn_writes > 0 && total.segments_reclaimed > seeds,
+        total.crashes > seeds
+            && total.mid_op_crashes > seeds
+            && total.torn_writes > 0
+            && total.segments_reclaimed > seeds,
         "the simulation must exercise crashes, torn writes and eviction: {total:?}"
     );
 }
