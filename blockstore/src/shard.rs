@@ -569,6 +569,11 @@ impl Shard {
         self.index.get(key).map(|e| e.data_len)
     }
 
+    /// Whether `key` is stored pinned (`None`: not stored).
+    pub fn is_pinned(&self, key: &Key) -> Option<bool> {
+        self.index.get(key).map(|e| e.flags & FLAG_PINNED != 0)
+    }
+
     pub fn stats(&self) -> ShardStats {
         let mut s = self.stats.clone();
         s.extents = self.index.len() as u64;

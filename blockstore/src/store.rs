@@ -175,19 +175,37 @@ impl Default for StoreConfig {
 
 type ShardTask = Box<dyn FnOnce(&mut Shard) + Send>;
 
+/// Where a request's result goes: a waiting thread, or a callback run on the shard's thread
+/// (for callers on an executor, who complete a future from it).
+enum Reply<T> {
+    Wait(SyncSender<Result<T>>),
+    Call(Box<dyn FnOnce(Result<T>) + Send>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, result: Result<T>) {
+        match self {
+            Reply::Wait(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Call(f) => f(result),
+        }
+    }
+}
+
 enum Request {
-    Get { key: Key, offset: u64, len: usize, reply: SyncSender<Result<ReadBuf>> },
-    Put { key: Key, data: ExtentBuf, opts: PutOptions, reply: SyncSender<Result<u64>> },
-    Delete { key: Key, reply: SyncSender<Result<bool>> },
-    MarkClean { key: Key, put_seq: u64, reply: SyncSender<Result<bool>> },
-    Flush { reply: SyncSender<Result<()>> },
+    Get { key: Key, offset: u64, len: usize, reply: Reply<ReadBuf> },
+    Put { key: Key, data: ExtentBuf, opts: PutOptions, reply: Reply<u64> },
+    Delete { key: Key, reply: Reply<bool> },
+    MarkClean { key: Key, put_seq: u64, reply: Reply<bool> },
+    Flush { reply: Reply<()> },
     Run(ShardTask),
 }
 
 enum Pending {
-    Get(SyncSender<Result<ReadBuf>>),
-    Put(u64, SyncSender<Result<u64>>),
-    Flush(SyncSender<Result<()>>),
+    Get(Reply<ReadBuf>),
+    Put(u64, Reply<u64>),
+    Flush(Reply<()>),
 }
 
 struct ShardThread {
@@ -246,9 +264,9 @@ impl Store {
         tx.send(req).map_err(|_| StoreError::Closed)
     }
 
-    fn ask<T>(&self, shard: u32, make: impl FnOnce(SyncSender<Result<T>>) -> Request) -> Result<T> {
+    fn ask<T>(&self, shard: u32, make: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(shard, make(tx))?;
+        self.send(shard, make(Reply::Wait(tx)))?;
         rx.recv().map_err(|_| StoreError::Closed)?
     }
 
@@ -275,12 +293,43 @@ impl Store {
         self.ask(shard_of(&key, self.sb.shard_count), |reply| Request::MarkClean { key, put_seq, reply })
     }
 
+    /// Like [`Store::get`], but returns at once: `done` runs on the shard's thread with the
+    /// result (keep it short: complete a future or send on a channel).
+    pub fn get_then(
+        &self,
+        key: Key,
+        offset: u64,
+        len: usize,
+        done: impl FnOnce(Result<ReadBuf>) + Send + 'static,
+    ) -> Result<()> {
+        let reply = Reply::Call(Box::new(done));
+        self.send(shard_of(&key, self.sb.shard_count), Request::Get { key, offset, len, reply })
+    }
+
+    /// Like [`Store::put_extent`], but returns at once: `done` runs on the shard's thread once the
+    /// record is written (not yet durable) with the put's sequence number.
+    pub fn put_then(
+        &self,
+        key: Key,
+        data: ExtentBuf,
+        opts: PutOptions,
+        done: impl FnOnce(Result<u64>) + Send + 'static,
+    ) -> Result<()> {
+        let reply = Reply::Call(Box::new(done));
+        self.send(shard_of(&key, self.sb.shard_count), Request::Put { key, data, opts, reply })
+    }
+
+    /// Runs `task` on the thread of the shard that owns `key`, without waiting for it.
+    pub fn run_for_key(&self, key: &Key, task: impl FnOnce(&mut Shard) + Send + 'static) -> Result<()> {
+        self.send(shard_of(key, self.sb.shard_count), Request::Run(Box::new(task)))
+    }
+
     /// Makes everything written so far, on every shard, durable.
     pub fn flush(&self) -> Result<()> {
         let mut waits = Vec::new();
         for shard in 0..self.sb.shard_count {
             let (tx, rx) = mpsc::sync_channel(1);
-            self.send(shard, Request::Flush { reply: tx })?;
+            self.send(shard, Request::Flush { reply: Reply::Wait(tx) })?;
             waits.push(rx);
         }
         let mut first_error = None;
@@ -437,31 +486,21 @@ fn shard_main(
                     Ok(()) => {
                         pending.insert(tag, Pending::Get(reply));
                     }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
+                    Err(e) => reply.send(Err(e)),
                 },
                 Request::Put { key, data, opts, reply } => match shard.put(key, data, opts, Some(tag)) {
                     Ok(put_seq) => {
                         pending.insert(tag, Pending::Put(put_seq, reply));
                     }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
+                    Err(e) => reply.send(Err(e)),
                 },
-                Request::Delete { key, reply } => {
-                    let _ = reply.send(shard.delete(key));
-                }
-                Request::MarkClean { key, put_seq, reply } => {
-                    let _ = reply.send(shard.mark_clean(key, put_seq));
-                }
+                Request::Delete { key, reply } => reply.send(shard.delete(key)),
+                Request::MarkClean { key, put_seq, reply } => reply.send(shard.mark_clean(key, put_seq)),
                 Request::Flush { reply } => match shard.flush(tag) {
                     Ok(()) => {
                         pending.insert(tag, Pending::Flush(reply));
                     }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
+                    Err(e) => reply.send(Err(e)),
                 },
                 Request::Run(task) => task(&mut shard),
             }
@@ -477,17 +516,17 @@ fn shard_main(
             match event {
                 Event::Read { tag, result } => {
                     if let Some(Pending::Get(reply)) = pending.remove(&tag) {
-                        let _ = reply.send(result);
+                        reply.send(result);
                     }
                 }
                 Event::Written { tag, result } => {
                     if let Some(Pending::Put(put_seq, reply)) = pending.remove(&tag) {
-                        let _ = reply.send(result.map(|()| put_seq));
+                        reply.send(result.map(|()| put_seq));
                     }
                 }
                 Event::Flushed { tag, result } => {
                     if let Some(Pending::Flush(reply)) = pending.remove(&tag) {
-                        let _ = reply.send(result);
+                        reply.send(result);
                     }
                 }
             }
@@ -495,7 +534,11 @@ fn shard_main(
         if !open && shard.in_flight() == 0 && !pending.is_empty() {
             // the device has nothing left that could answer these
             for (_, p) in pending.drain() {
-                drop(p);
+                match p {
+                    Pending::Get(reply) => reply.send(Err(StoreError::Closed)),
+                    Pending::Put(_, reply) => reply.send(Err(StoreError::Closed)),
+                    Pending::Flush(reply) => reply.send(Err(StoreError::Closed)),
+                }
             }
         }
     }

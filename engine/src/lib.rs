@@ -1,5 +1,16 @@
 //! Protocol-neutral filesystem over object storage, cached in the blockstore.
 
+pub mod backfill;
+pub mod bucket;
+pub mod engine;
+pub mod error;
+pub mod latency;
+pub mod meta;
+pub mod namespace;
 pub mod object;
 pub mod preload;
+pub mod readahead;
 pub mod stats;
+pub use engine::{BucketSpec, Engine, EngineConfig, ReadChunk, ReadReply};
+pub use error::{EngineError, Result};
+pub use namespace::{Attr, DirEntry, DirPage, ExportSpec, FileHandle, Namespace};

@@ -88,6 +88,11 @@ impl MemoryClient {
         etag
     }
 
+    /// Removes an object directly (test setup).
+    pub fn delete_now(&self, key: &str) -> bool {
+        self.objects().remove(key).is_some()
+    }
+
     fn meta(key: &str, s: &Stored, with_user: bool) -> ObjectMeta {
         ObjectMeta {
             key: key.to_string(),

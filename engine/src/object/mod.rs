@@ -222,18 +222,15 @@ pub fn checked_length(op: &'static str, key: &str, want: u64, inner: ByteStream)
                 Some(Ok(chunk)) => {
                     let got = got + chunk.len() as u64;
                     if got > want {
-                        let e = ObjectError::Other { op, key, detail: format!("body longer than the {want} bytes asked") };
+                        let e =
+                            ObjectError::Other { op, key, detail: format!("body longer than the {want} bytes asked") };
                         return Some((Err(e), (inner, got, true)));
                     }
                     Some((Ok(chunk), (inner, got, false)))
                 }
                 Some(Err(e)) => Some((Err(e), (inner, got, true))),
                 None if got < want => {
-                    let e = ObjectError::Transient {
-                        op,
-                        key,
-                        detail: format!("short body: {got} of {want} bytes"),
-                    };
+                    let e = ObjectError::Transient { op, key, detail: format!("short body: {got} of {want} bytes") };
                     Some((Err(e), (inner, got, true)))
                 }
                 None => None,
