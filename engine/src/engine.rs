@@ -349,6 +349,11 @@ impl Engine {
         });
     }
 
+    /// Blocks being fetched now (also those between the network and the cache).
+    pub fn backfill_blocks_in_flight(&self) -> usize {
+        self.backfill.blocks_in_flight()
+    }
+
     /// A snapshot of every counter.
     pub fn stats(&self) -> EngineStats {
         let c = &self.counters;

@@ -4,71 +4,15 @@
 
 #![allow(clippy::unwrap_used)] // test setup: a failure is the test failing
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blockstore::{DeviceSpec, FormatOptions, Store, StoreConfig};
+use common::*;
 use engine::object::memory::MemoryClient;
-use engine::{BucketSpec, Engine, EngineConfig, ExportSpec, FileHandle};
-
-const MIB: u64 = 1 << 20;
-
-struct Dirs {
-    root: PathBuf,
-}
-
-impl Dirs {
-    fn new(name: &str) -> Dirs {
-        let root = std::env::temp_dir().join(format!("bucketfs-read-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let cache = root.join("cache.img");
-        let f = std::fs::File::create(&cache).unwrap();
-        f.set_len(512 * MIB).unwrap();
-        blockstore::format(&spec(&cache), &FormatOptions { segment_bytes: 16 * MIB, shard_count: 2 }).unwrap();
-        Dirs { root }
-    }
-    fn cache(&self) -> PathBuf {
-        self.root.join("cache.img")
-    }
-    fn meta(&self) -> PathBuf {
-        self.root.join("meta")
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-fn spec(path: &Path) -> DeviceSpec {
-    DeviceSpec::File { path: path.to_path_buf(), iopoll: false }
-}
-
-fn engine(dirs: &Dirs, client: &MemoryClient, ttl: Duration) -> Engine {
-    let store = Store::open(&spec(&dirs.cache()), StoreConfig::default()).unwrap();
-    let mut export = ExportSpec::new("/data", "b");
-    export.listing_ttl = ttl;
-    let buckets = vec![BucketSpec { name: "b".into(), client: Arc::new(client.clone()), gets_in_flight_max: 8 }];
-    Engine::new(EngineConfig::default(), store, &dirs.meta(), buckets, vec![export]).unwrap()
-}
-
-fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 12) as u8)).collect()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-async fn handle_of(e: &Engine, path: &str) -> FileHandle {
-    let ns = e.export("/data").unwrap();
-    let rec = ns.lookup_path(path).await.unwrap();
-    ns.handle(&rec)
-}
+use engine::FileHandle;
 
 #[test]
 fn cold_read_fetches_and_warm_read_sends_nothing_to_the_bucket() {
