@@ -31,6 +31,9 @@ use crate::object::ObjectClient;
 use crate::readahead::ReadAhead;
 use crate::stats::{CacheStats, EngineStats};
 
+/// The most one read returns (bounds the blocks one request holds).
+pub const READ_BYTES_MAX: u64 = 64 << 20;
+
 /// Engine-wide settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -230,9 +233,11 @@ impl Engine {
         self.rt.as_ref().map(|r| r.handle())
     }
 
-    /// Reads up to `len` bytes at `offset` of the file `fh` names.
+    /// Reads up to `len` bytes at `offset` of the file `fh` names (at most [`READ_BYTES_MAX`]
+    /// at once: a longer read returns short, without `eof`).
     pub async fn read(&self, fh: &FileHandle, offset: u64, len: u64) -> Result<ReadReply> {
         let op = "read";
+        let len = len.min(READ_BYTES_MAX);
         let started = Instant::now();
         let ns = self.export_of(op, fh)?;
         let rec = ns.resolve(op, fh)?;
