@@ -1,7 +1,6 @@
 //! `bucketfs`: the appliance binary. Thin: parses the command line and calls the crates.
 
 mod device_cmd;
-mod size;
 
 use clap::{Parser, Subcommand};
 
