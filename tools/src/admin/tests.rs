@@ -381,3 +381,45 @@ fn garbage_never_panics_the_server() {
     let (outcome, reply) = one(b"GET /healthz HTTP/1.1\r\n\r\n".to_vec());
     assert_eq!((outcome, status_of(&reply)), (Ok(()), 200));
 }
+
+/// The CLI's blocking client against the server: stats, a preload stream, refusals, no server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_client_talks_to_the_server() {
+    use crate::admin_client::{AdminClient, ClientError};
+    let server = start(test_limits()).await;
+    let addr = server.addr.to_string();
+    let expected = server.backend.stats.clone();
+    tokio::task::spawn_blocking(move || {
+        let client = AdminClient::new(&addr);
+        let stats: EngineStats = client.get_json("/v1/stats").expect("stats");
+        assert_eq!(stats, expected);
+        let body = serde_json::to_vec(&PreloadRequest { bucket: "plain".into(), ..Default::default() }).expect("json");
+        let mut lines = client.post_ndjson("/v1/preload", &body).expect("stream");
+        let mut events = Vec::new();
+        while let Some(event) = lines.next_value::<PreloadEvent>().expect("event") {
+            events.push(event);
+        }
+        assert_eq!(events.len(), 3);
+        assert_eq!(events.last(), Some(&PreloadEvent::Done(report())));
+        match client.get("/v2/nothing") {
+            Err(ClientError::Status { status: 404, message, .. }) => assert!(message.contains("no such path")),
+            other => panic!("{other:?}"),
+        }
+    })
+    .await
+    .expect("client thread");
+
+    // A port nobody listens on.
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let closed_addr = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    let err = tokio::task::spawn_blocking(move || AdminClient::new(&closed_addr).get("/healthz"))
+        .await
+        .expect("client thread")
+        .expect_err("nobody listens");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("no bucketfs server answering on 127.0.0.1:") && text.contains("bucketfs serve"),
+        "{text}"
+    );
+}
