@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use blockstore::{DeviceSpec, FormatOptions, Store, StoreConfig};
 use clap::Args;
 
-use crate::size::parse_bytes;
+use bucketfs::size::parse_bytes;
 
 #[derive(Args)]
 pub struct FormatArgs {

@@ -1,7 +1,10 @@
 //! `bucketfs`: the appliance binary. Thin: parses the command line and calls the crates.
 
+mod config_cmd;
 mod device_cmd;
-mod size;
+mod human;
+mod preload_cmd;
+mod stats_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +25,14 @@ enum Command {
     Format(device_cmd::FormatArgs),
     /// Open a cache device, recover its index, and print its layout and contents.
     Inspect(device_cmd::InspectArgs),
+    /// Print the running server's counters: hits, misses, bucket requests, latency, cache use.
+    Stats(stats_cmd::StatsArgs),
+    /// Pull BUCKET[/PREFIX] (or a manifest of keys) into the cache of the running server.
+    Preload(preload_cmd::PreloadArgs),
+    /// Print the configured buckets.
+    Buckets(config_cmd::ConfigArgs),
+    /// Print the configured exports.
+    Exports(config_cmd::ConfigArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +43,9 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Format(args) => device_cmd::format(&args),
         Command::Inspect(args) => device_cmd::inspect(&args),
+        Command::Stats(args) => stats_cmd::stats(&args),
+        Command::Preload(args) => preload_cmd::preload(&args),
+        Command::Buckets(args) => config_cmd::buckets(&args),
+        Command::Exports(args) => config_cmd::exports(&args),
     }
 }
