@@ -7,15 +7,20 @@
 //!
 //! Implementations:
 //! - [`memory::MemoryClient`]: in memory, for unit tests.
-//! - `store::StoreClient`: S3, GCS, Azure and a local directory through the `object_store` crate.
-//! - `fault::FaultyClient`: wraps any client and injects latency, 500, 503 SlowDown, connection
-//!   resets and short bodies, for tests.
+//! - [`store::StoreClient`]: S3, GCS, Azure and a local directory through the `object_store` crate
+//!   (the local directory's extras, user metadata as xattrs and directory markers, in
+//!   `local_dir`).
+//! - [`fault::FaultyClient`]: wraps any client and injects latency, 500, 503 SlowDown, connection
+//!   resets and short bodies, seeded and switchable at run time, for tests.
 //!
-//! One conformance suite (`conformance`) runs against every implementation.
+//! One conformance suite ([`conformance`]) runs against every implementation
+//! (`engine/tests/object_conformance.rs`, with a real SeaweedFS S3 server from `testkit`).
 //!
 //! Runs on: the backfill runtime (tokio threads of its own), never on a data-path core.
 
+mod local_dir;
 pub mod memory;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -222,18 +227,15 @@ pub fn checked_length(op: &'static str, key: &str, want: u64, inner: ByteStream)
                 Some(Ok(chunk)) => {
                     let got = got + chunk.len() as u64;
                     if got > want {
-                        let e = ObjectError::Other { op, key, detail: format!("body longer than the {want} bytes asked") };
+                        let e =
+                            ObjectError::Other { op, key, detail: format!("body longer than the {want} bytes asked") };
                         return Some((Err(e), (inner, got, true)));
                     }
                     Some((Ok(chunk), (inner, got, false)))
                 }
                 Some(Err(e)) => Some((Err(e), (inner, got, true))),
                 None if got < want => {
-                    let e = ObjectError::Transient {
-                        op,
-                        key,
-                        detail: format!("short body: {got} of {want} bytes"),
-                    };
+                    let e = ObjectError::Transient { op, key, detail: format!("short body: {got} of {want} bytes") };
                     Some((Err(e), (inner, got, true)))
                 }
                 None => None,
