@@ -19,6 +19,7 @@
 //! Runs on: the backfill runtime (tokio threads of its own), never on a data-path core.
 
 mod local_dir;
+pub mod fault;
 pub mod memory;
 pub mod store;
 
