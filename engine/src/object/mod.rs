@@ -18,8 +18,9 @@
 //!
 //! Runs on: the backfill runtime (tokio threads of its own), never on a data-path core.
 
-mod local_dir;
+pub mod conformance;
 pub mod fault;
+mod local_dir;
 pub mod memory;
 pub mod store;
 
