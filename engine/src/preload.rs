@@ -59,5 +59,7 @@ pub enum PreloadEvent {
     Skipped(PreloadSkip),
     Done(PreloadReport),
     /// The preload as a whole failed (unknown bucket, listing failed); nothing more follows.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
