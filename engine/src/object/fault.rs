@@ -124,7 +124,7 @@ struct Faults {
 enum Decision {
     Pass,
     Fail(fn(&'static str, &str) -> ObjectError),
-    /// Keep this many bytes of the body.
+    /// Keep this fraction of the body (then the stream ends).
     ShortBody(f64),
 }
 
