@@ -7,15 +7,22 @@
 //!
 //! Implementations:
 //! - [`memory::MemoryClient`]: in memory, for unit tests.
-//! - `store::StoreClient`: S3, GCS, Azure and a local directory through the `object_store` crate.
-//! - `fault::FaultyClient`: wraps any client and injects latency, 500, 503 SlowDown, connection
-//!   resets and short bodies, for tests.
+//! - [`store::StoreClient`]: S3, GCS, Azure and a local directory through the `object_store` crate
+//!   (the local directory's extras, user metadata as xattrs and directory markers, in
+//!   `local_dir`).
+//! - [`fault::FaultyClient`]: wraps any client and injects latency, 500, 503 SlowDown, connection
+//!   resets and short bodies, seeded and switchable at run time, for tests.
 //!
-//! One conformance suite (`conformance`) runs against every implementation.
+//! One conformance suite ([`conformance`]) runs against every implementation
+//! (`engine/tests/object_conformance.rs`, with a real SeaweedFS S3 server from `testkit`).
 //!
 //! Runs on: the backfill runtime (tokio threads of its own), never on a data-path core.
 
+pub mod conformance;
+pub mod fault;
+mod local_dir;
 pub mod memory;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::fmt;
