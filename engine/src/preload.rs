@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 pub struct PreloadRequest {
     /// The bucket's name in the configuration.
     pub bucket: String,
-    /// Keys under this prefix (ignored with a manifest, except as a prefix of its keys).
+    /// Keys under this prefix; with a manifest, its keys are taken relative to this prefix.
     pub prefix: String,
-    /// Exact keys to load instead of listing the prefix (one per line in `--manifest FILE`).
+    /// Keys to load instead of listing the prefix (one per line in `--manifest FILE`).
     pub manifest: Option<Vec<String>>,
     /// Keep the loaded blocks in the cache until they are deleted.
     pub pin: bool,
@@ -176,6 +176,10 @@ impl Engine {
                     match &req.manifest {
                         Some(keys) => {
                             for key in keys {
+                                let key = &crate::object::join_key(&req.prefix, key);
+                                if events.is_closed() {
+                                    return Ok(()); // the client went away: stop
+                                }
                                 limit.wait().await;
                                 tally.requests.fetch_add(1, Ordering::Relaxed);
                                 match bucket.head(key).await {
@@ -187,7 +191,7 @@ impl Engine {
                                         }
                                     }
                                     Err(e) => {
-                                        let skip = PreloadSkip { key: key.clone(), reason: e.to_string() };
+                                        let skip = PreloadSkip { key: key.to_string(), reason: e.to_string() };
                                         tally.skipped.lock().unwrap_or_else(|p| p.into_inner()).push(skip.clone());
                                         let _ = events.send(PreloadEvent::Skipped(skip)).await;
                                     }
@@ -197,6 +201,9 @@ impl Engine {
                         None => {
                             let mut token = None;
                             loop {
+                                if events.is_closed() {
+                                    return Ok(()); // the client went away: stop
+                                }
                                 limit.wait().await;
                                 tally.requests.fetch_add(1, Ordering::Relaxed);
                                 let page = bucket
@@ -246,6 +253,9 @@ impl Engine {
                 let (me, tally, limit, events, req) =
                     (self.clone(), tally.clone(), limit.clone(), events.clone(), &req);
                 async move {
+                    if events.is_closed() {
+                        return; // the client went away: drain without fetching
+                    }
                     let key = meta.key.clone();
                     let size = meta.size;
                     match me.preload_object(req, meta, &tally, &limit).await {

@@ -4,7 +4,9 @@ mod config_cmd;
 mod device_cmd;
 mod human;
 mod preload_cmd;
+mod serve_cmd;
 mod stats_cmd;
+mod wiring;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +27,8 @@ enum Command {
     Format(device_cmd::FormatArgs),
     /// Open a cache device, recover its index, and print its layout and contents.
     Inspect(device_cmd::InspectArgs),
+    /// Run the appliance (no --config: the embedded default, a local directory bucket and a file cache).
+    Serve(serve_cmd::ServeArgs),
     /// Print the running server's counters: hits, misses, bucket requests, latency, cache use.
     Stats(stats_cmd::StatsArgs),
     /// Pull BUCKET[/PREFIX] (or a manifest of keys) into the cache of the running server.
@@ -43,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Format(args) => device_cmd::format(&args),
         Command::Inspect(args) => device_cmd::inspect(&args),
+        Command::Serve(args) => serve_cmd::serve(&args),
         Command::Stats(args) => stats_cmd::stats(&args),
         Command::Preload(args) => preload_cmd::preload(&args),
         Command::Buckets(args) => config_cmd::buckets(&args),
