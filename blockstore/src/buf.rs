@@ -49,6 +49,29 @@ impl AlignedBuf {
         AlignedBuf { ptr, len, origin: Origin::Heap { layout } }
     }
 
+    /// A heap buffer holding `parts` one after the other, zero-padded to whole sectors. Each byte
+    /// is written once (no zeroing pass before the copy: this is the fill path of every fetched
+    /// block).
+    pub fn from_parts(parts: &[&[u8]]) -> AlignedBuf {
+        let data_len: usize = parts.iter().map(|p| p.len()).sum();
+        let len = round_up_sectors(data_len.max(1));
+        let layout = Layout::from_size_align(len, SECTOR_BYTES).expect("sector layout is valid");
+        // SAFETY: layout has non-zero size (len >= SECTOR_BYTES).
+        let raw = unsafe { alloc::alloc(layout) };
+        let Some(ptr) = NonNull::new(raw) else { alloc::handle_alloc_error(layout) };
+        let mut at = 0;
+        for p in parts {
+            // SAFETY: `at + p.len() <= data_len <= len`, inside the fresh allocation, which no
+            // source slice can overlap.
+            unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), ptr.as_ptr().add(at), p.len()) };
+            at += p.len();
+        }
+        // SAFETY: the tail `data_len..len` is inside the allocation; after this every byte of it
+        // is initialised, which `as_slice` relies on.
+        unsafe { std::ptr::write_bytes(ptr.as_ptr().add(data_len), 0, len - data_len) };
+        AlignedBuf { ptr, len, origin: Origin::Heap { layout } }
+    }
+
     /// A heap buffer holding `data`, zero-padded to whole sectors.
     pub fn from_slice(data: &[u8]) -> AlignedBuf {
         let mut buf = AlignedBuf::zeroed(data.len());

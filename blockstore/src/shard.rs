@@ -109,6 +109,15 @@ impl ExtentBuf {
         Some(ExtentBuf { buf, data_len })
     }
 
+    /// An extent holding `parts` one after the other (heap buffer, each byte written once).
+    pub fn from_parts(parts: &[&[u8]]) -> Option<ExtentBuf> {
+        let data_len: usize = parts.iter().map(|p| p.len()).sum();
+        if data_len == 0 || data_len > EXTENT_BYTES_MAX {
+            return None;
+        }
+        Some(ExtentBuf { buf: AlignedBuf::from_parts(parts), data_len })
+    }
+
     pub fn from_bytes(data: &[u8], pool: Option<&BufPool>) -> Option<ExtentBuf> {
         let mut e = ExtentBuf::new(data.len(), pool)?;
         e.data_mut().copy_from_slice(data);

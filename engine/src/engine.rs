@@ -45,6 +45,8 @@ pub struct EngineConfig {
     pub read_ahead_bytes_max: u64,
     /// Threads of the backfill runtime.
     pub backfill_threads: usize,
+    /// Fetched blocks also kept in memory, oldest dropped first (0: none).
+    pub recent_bytes_max: u64,
     pub retry: RetryPolicy,
 }
 
@@ -55,6 +57,7 @@ impl Default for EngineConfig {
             fetch_bytes: 16 << 20,
             read_ahead_bytes_max: 64 << 20,
             backfill_threads: 2,
+            recent_bytes_max: 256 << 20,
             retry: RetryPolicy::default(),
         }
     }
@@ -68,19 +71,32 @@ pub struct BucketSpec {
     pub gets_in_flight_max: usize,
 }
 
-/// Bytes of a read: views into cache block buffers or fetched blocks, in order, never copied.
+/// Bytes of a read: views into a cache block buffer, or into the network buffers a block was
+/// fetched in (several pieces), never copied.
 #[derive(Debug)]
 pub enum ReadChunk {
     Cache(ReadBuf),
-    Fetched(Bytes),
+    Fetched(Vec<Bytes>),
 }
 
 impl ReadChunk {
-    pub fn bytes(&self) -> &[u8] {
+    /// The pieces, in order.
+    pub fn pieces(&self) -> Vec<&[u8]> {
         match self {
-            ReadChunk::Cache(b) => b.bytes(),
-            ReadChunk::Fetched(b) => b,
+            ReadChunk::Cache(b) => vec![b.bytes()],
+            ReadChunk::Fetched(parts) => parts.iter().map(|p| &p[..]).collect(),
         }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ReadChunk::Cache(b) => b.len(),
+            ReadChunk::Fetched(parts) => parts.iter().map(|p| p.len()).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -93,7 +109,7 @@ pub struct ReadReply {
 
 impl ReadReply {
     pub fn len(&self) -> usize {
-        self.chunks.iter().map(|c| c.bytes().len()).sum()
+        self.chunks.iter().map(|c| c.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -102,8 +118,24 @@ impl ReadReply {
 
     /// The bytes in one buffer (a copy: for tests and tools, not the data path).
     pub fn to_vec(&self) -> Vec<u8> {
-        self.chunks.iter().flat_map(|c| c.bytes().iter().copied()).collect()
+        let mut out = Vec::with_capacity(self.len());
+        for c in &self.chunks {
+            for p in c.pieces() {
+                out.extend_from_slice(p);
+            }
+        }
+        out
     }
+}
+
+/// Where one block of a read comes from.
+enum Piece {
+    /// Fetched lately, still in memory.
+    Memory(Vec<Bytes>),
+    /// Asked of the blockstore; the answer comes on this channel.
+    Cache(futures::channel::oneshot::Receiver<std::result::Result<ReadBuf, StoreError>>),
+    /// The blockstore could not be asked.
+    Failed(StoreError),
 }
 
 #[derive(Debug, Default)]
@@ -163,7 +195,8 @@ impl Engine {
             .map_err(|e| EngineError::Invalid { op, path: String::new(), detail: format!("backfill runtime: {e}") })?;
         let meta = Arc::new(MetaStore::open(metadata_dir)?);
         let store = Arc::new(store);
-        let backfill = Arc::new(Backfill::new(store.clone(), config.block_bytes, config.fetch_bytes));
+        let backfill =
+            Arc::new(Backfill::new(store.clone(), config.block_bytes, config.fetch_bytes, config.recent_bytes_max));
         let mut by_name = BTreeMap::new();
         for b in buckets {
             let bucket = Bucket::new(&b.name, b.client, rt.handle().clone(), b.gets_in_flight_max, config.retry);
@@ -182,7 +215,7 @@ impl Engine {
             namespaces.insert(ns.export_id(), Arc::new(ns));
         }
         Ok(Engine {
-            readahead: ReadAhead::new(config.block_bytes, config.read_ahead_bytes_max),
+            readahead: ReadAhead::new(config.block_bytes, config.read_ahead_bytes_max, config.fetch_bytes),
             config,
             rt: Some(rt),
             store,
@@ -284,25 +317,31 @@ impl Engine {
         for block in offset / bb..=(end - 1) / bb {
             let from = offset.max(block * bb) - block * bb;
             let to = end.min((block + 1) * bb) - block * bb;
+            if let Some(bytes) = self.backfill.recent(&target, block) {
+                // Fetched lately and still in memory: no device read.
+                pieces.push((block, from, to, Piece::Memory(bytes.slice(from as usize, to as usize))));
+                continue;
+            }
             let (tx, rx) = futures::channel::oneshot::channel::<std::result::Result<ReadBuf, StoreError>>();
             let key = target.cache_key(block);
             // `to - from` is at most block_bytes, which fits the extent bound (a usize).
             let sent = self.store.get_then(key, from, (to - from) as usize, move |r| {
                 let _ = tx.send(r);
             });
-            pieces.push((block, from, to, sent.map(|()| rx)));
+            pieces.push((block, from, to, sent.map_or_else(Piece::Failed, |()| Piece::Cache(rx))));
         }
         let mut chunks: Vec<Option<ReadChunk>> = Vec::with_capacity(pieces.len());
         let mut misses = Vec::new();
         for (i, (block, from, to, rx)) in pieces.iter_mut().enumerate() {
-            let got = match rx {
-                Ok(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
-                Err(e) => Err(e.clone()),
+            let got = match std::mem::replace(rx, Piece::Failed(StoreError::Closed)) {
+                Piece::Cache(rx) => rx.await.unwrap_or(Err(StoreError::Closed)).map(ReadChunk::Cache),
+                Piece::Memory(parts) => Ok(ReadChunk::Fetched(parts)),
+                Piece::Failed(e) => Err(e),
             };
             match got {
-                Ok(buf) => {
+                Ok(chunk) => {
                     self.counters.block_hits.fetch_add(1, Ordering::Relaxed);
-                    chunks.push(Some(ReadChunk::Cache(buf)));
+                    chunks.push(Some(chunk));
                 }
                 Err(e) => {
                     if !matches!(e, StoreError::NotFound { .. }) {
@@ -319,19 +358,26 @@ impl Engine {
         // Read-ahead for a sequential stream (after the demand misses, so they go first).
         let ahead = self.readahead.on_read(rec.ino, offset, end - offset, size);
         if !misses.is_empty() {
-            let blocks: Vec<u64> = misses.iter().map(|m| m.1).collect();
-            let asks = self.backfill.fetch(ns.bucket(), &target, &blocks, false);
+            // Demand misses and the read-ahead go to the backfill together, so contiguous blocks
+            // share one GET (on a miss the network dominates; checking the cache first is cheap).
+            let mut blocks: Vec<u64> = misses.iter().map(|m| m.1).collect();
             if !ahead.is_empty() {
-                self.read_ahead(ns, &target, ahead);
+                let extra = missing_blocks(&self.store, &target, ahead, false).await;
+                self.counters.read_ahead_blocks.fetch_add(extra.len() as u64, Ordering::Relaxed);
+                blocks.extend(extra);
+                blocks.sort_unstable();
+                blocks.dedup();
             }
-            for ((i, _, from, to), ask) in misses.into_iter().zip(asks) {
+            let mut asks = self.backfill.fetch(ns.bucket(), &target, &blocks, false);
+            for (i, block, from, to) in misses {
+                let Some(at) = asks.iter().position(|a| a.block == block) else { continue };
+                let ask = asks.swap_remove(at);
                 if ask.joined {
                     self.counters.block_joins.fetch_add(1, Ordering::Relaxed);
                 }
-                let bytes = ask.future.await?;
-                let (from, to) = (from as usize, (to as usize).min(bytes.len()));
+                let block = ask.future.await?;
                 if let Some(slot) = chunks.get_mut(i) {
-                    *slot = Some(ReadChunk::Fetched(bytes.slice(from.min(to)..to)));
+                    *slot = Some(ReadChunk::Fetched(block.slice(from as usize, to as usize)));
                 }
             }
         } else if !ahead.is_empty() {
@@ -344,10 +390,10 @@ impl Engine {
     fn read_ahead(&self, ns: &Namespace, target: &Arc<FetchTarget>, blocks: std::ops::Range<u64>) {
         let (store, backfill, bucket, target) =
             (self.store.clone(), self.backfill.clone(), ns.bucket().clone(), target.clone());
-        let counted = blocks.end - blocks.start;
-        self.counters.read_ahead_blocks.fetch_add(counted, Ordering::Relaxed);
+        let me_counters = self.backfill.clone();
         ns.bucket().runtime().spawn(async move {
             let missing = missing_blocks(&store, &target, blocks, false).await;
+            me_counters.counters.read_ahead_blocks.fetch_add(missing.len() as u64, Ordering::Relaxed);
             if !missing.is_empty() {
                 drop(backfill.fetch(&bucket, &target, &missing, false));
             }
@@ -388,7 +434,7 @@ impl Engine {
             block_hits: load(&c.block_hits),
             block_misses: load(&c.block_misses),
             block_joins: load(&c.block_joins),
-            read_ahead_blocks: load(&c.read_ahead_blocks),
+            read_ahead_blocks: load(&c.read_ahead_blocks) + load(&self.backfill.counters.read_ahead_blocks),
             stale_objects: load(&self.backfill.counters.changed),
             read_latency: self.read_latency.summary(),
             cache,

@@ -341,8 +341,8 @@ impl Engine {
             tally.requests.fetch_add(1, Ordering::Relaxed);
             let asks = self.backfill.fetch(ns.bucket(), &target, &run, req.pin);
             for ask in asks {
-                let bytes = ask.future.await.map_err(|e| e.to_string())?;
-                fetched += bytes.len() as u64;
+                let block = ask.future.await.map_err(|e| e.to_string())?;
+                fetched += block.len() as u64;
             }
         }
         tally.fetched_objects.fetch_add(1, Ordering::Relaxed);

@@ -33,13 +33,16 @@ pub struct ReadAhead {
     block_bytes: u64,
     window_first_bytes: u64,
     window_max_bytes: u64,
+    /// Top-ups end on multiples of this many blocks (the GET size), so GETs stay aligned.
+    align_blocks: u64,
     files: Mutex<HashMap<u64, Vec<Stream>>>,
 }
 
 impl ReadAhead {
-    pub fn new(block_bytes: u64, window_max_bytes: u64) -> ReadAhead {
+    pub fn new(block_bytes: u64, window_max_bytes: u64, align_bytes: u64) -> ReadAhead {
         let window_max_bytes = window_max_bytes.max(block_bytes);
         ReadAhead {
+            align_blocks: (align_bytes / block_bytes).max(1),
             block_bytes,
             window_first_bytes: (4 * block_bytes).min(window_max_bytes),
             window_max_bytes,
@@ -84,14 +87,15 @@ impl ReadAhead {
                         streams.swap_remove(i);
                     }
                 }
-                streams.push(Stream {
-                    next_offset: end,
-                    window_bytes: 0,
-                    ahead_until_block: 0,
-                    sequential_reads: 0,
-                    used: now,
-                });
-                return 0..0;
+                // A read from the very start of a file is taken as the start of a stream (files
+                // are mostly read from the beginning); anywhere else, wait for a second read.
+                let window_bytes = if offset == 0 { self.window_first_bytes } else { 0 };
+                let s = Stream { next_offset: end, window_bytes, ahead_until_block: 0, sequential_reads: 0, used: now };
+                streams.push(s);
+                if window_bytes == 0 {
+                    return 0..0;
+                }
+                s
             }
         };
         let blocks_total = size.div_ceil(self.block_bytes);
@@ -103,7 +107,10 @@ impl ReadAhead {
             return 0..0;
         }
         let from = (end.div_ceil(self.block_bytes)).max(stream.ahead_until_block);
-        let to = (end + stream.window_bytes).div_ceil(self.block_bytes).min(blocks_total);
+        let to = (end + stream.window_bytes)
+            .div_ceil(self.block_bytes)
+            .next_multiple_of(self.align_blocks)
+            .min(blocks_total);
         if from >= to {
             return 0..0;
         }
@@ -122,11 +129,12 @@ mod tests {
 
     #[test]
     fn sequential_reads_grow_the_window_to_its_bound() {
-        let ra = ReadAhead::new(MIB, 64 * MIB);
+        let ra = ReadAhead::new(MIB, 64 * MIB, MIB);
         let size = 1 << 40;
-        assert_eq!(ra.on_read(1, 0, MIB, size), 0..0, "one read is not a stream yet");
+        assert_eq!(ra.on_read(1, 0, MIB, size), 1..5, "a read at offset 0 starts a stream: 4 blocks");
+        assert_eq!(ra.on_read(9, 5 * MIB, MIB, size), 0..0, "one read elsewhere is not a stream yet");
         let first = ra.on_read(1, MIB, MIB, size);
-        assert_eq!(first, 2..6, "first window: 4 blocks");
+        assert_eq!(first, 5..10, "window doubled to 8 blocks, topped up");
         let mut until = first.end;
         let mut last_len = 4;
         let mut batches = Vec::new();
@@ -145,8 +153,20 @@ mod tests {
     }
 
     #[test]
+    fn top_ups_end_on_get_boundaries() {
+        let ra = ReadAhead::new(MIB, 64 * MIB, 16 * MIB);
+        let size = 1 << 40;
+        for i in 0..100u64 {
+            let r = ra.on_read(4, i * MIB, MIB, size);
+            if !r.is_empty() {
+                assert_eq!(r.end % 16, 0, "{r:?}");
+            }
+        }
+    }
+
+    #[test]
     fn random_reads_get_no_read_ahead() {
-        let ra = ReadAhead::new(MIB, 64 * MIB);
+        let ra = ReadAhead::new(MIB, 64 * MIB, MIB);
         let size = 1 << 40;
         let mut x: u64 = 12345;
         for _ in 0..1000 {
@@ -158,7 +178,7 @@ mod tests {
 
     #[test]
     fn out_of_order_reads_in_flight_still_count_as_sequential_and_stop_at_eof() {
-        let ra = ReadAhead::new(MIB, 16 * MIB);
+        let ra = ReadAhead::new(MIB, 16 * MIB, MIB);
         let size = 10 * MIB;
         ra.on_read(3, 0, MIB, size);
         ra.on_read(3, 2 * MIB, MIB, size); // arrived before the read of block 1

@@ -93,10 +93,17 @@ fn answers_http(port: u16) -> bool {
 impl S3Server {
     /// Starts a server (retrying with other ports if one was taken meanwhile).
     pub fn start() -> Result<S3Server> {
+        S3Server::start_on(None)
+    }
+
+    /// Starts a server whose threads may run only on the CPUs of `cpu_list` (taskset syntax,
+    /// e.g. "0" or "0-2"): benchmarks give the server and the client their own cores, so a
+    /// client that spends more CPU does not slow the server down.
+    pub fn start_on(cpu_list: Option<&str>) -> Result<S3Server> {
         let weed = weed_binary()?;
         let mut last = String::new();
         for _ in 0..3 {
-            match S3Server::try_start(&weed) {
+            match S3Server::try_start(&weed, cpu_list) {
                 Ok(s) => return Ok(s),
                 Err(e) if e.contains("address already in use") => last = e,
                 Err(e) => return Err(e),
@@ -105,7 +112,7 @@ impl S3Server {
         Err(last)
     }
 
-    fn try_start(weed: &Path) -> Result<S3Server> {
+    fn try_start(weed: &Path, cpu_list: Option<&str>) -> Result<S3Server> {
         let began = Instant::now();
         let dir = tempfile::Builder::new().prefix("bucketfs-weed-").tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let data = dir.path().join("data");
@@ -142,6 +149,9 @@ impl S3Server {
             "-master.telemetry=false".into(),
         ];
         args.insert(0, weed.display().to_string());
+        if let Some(cpus) = cpu_list {
+            args.splice(0..0, ["taskset".to_string(), "-c".to_string(), cpus.to_string()]);
+        }
         // $1 parent pid, $2 dir, $3 log, then the weed command line.
         let script = r#"parent=$1; dir=$2; log=$3; shift 3
 "$@" >"$log" 2>&1 &

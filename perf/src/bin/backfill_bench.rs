@@ -58,6 +58,9 @@ struct Args {
     dir: PathBuf,
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Let the S3 server and the client share every core (default: each gets half).
+    #[arg(long)]
+    shared_cores: bool,
     /// Tiny sizes, one round: checks the harness.
     #[arg(long)]
     smoke: bool,
@@ -85,8 +88,17 @@ fn main() -> anyhow::Result<()> {
         args.fetch_mib = 4;
         args.rounds = 1;
     }
+    // The S3 server and the client side (raw client, or engine + cache) each get their own
+    // cores, so the side that spends more CPU cannot take it from the server: the comparison is
+    // of what each client does with the same resources. `--shared-cores` lets them mix.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let split = !args.shared_cores && cores >= 2;
+    let server_cpus = split.then(|| if cores == 2 { "0".to_string() } else { format!("0-{}", cores / 2 - 1) });
+    let server = testkit::S3Server::start_on(server_cpus.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+    if split {
+        pin_self_to(cores / 2..cores)?;
+    }
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let server = testkit::S3Server::start().map_err(|e| anyhow::anyhow!(e))?;
     eprintln!("SeaweedFS up in {:?} at {}", server.startup(), server.endpoint());
     let bucket = client_rt.block_on(server.new_bucket("bench")).map_err(|e| anyhow::anyhow!(e))?;
     let config = ObjectStoreConfig::S3(S3Config {
@@ -161,6 +173,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Restricts this thread (and every thread it starts later) to `cpus`.
+fn pin_self_to(cpus: std::ops::Range<usize>) -> anyhow::Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    for cpu in cpus {
+        set.set(cpu);
+    }
+    rustix::thread::sched_setaffinity(None, &set).context("pinning the client to its cores")?;
+    Ok(())
+}
+
 async fn upload(client: &dyn ObjectClient, key: &str, body: Bytes) -> anyhow::Result<()> {
     const PART: usize = 16 << 20;
     if body.len() <= PART {
@@ -200,9 +222,14 @@ async fn raw(client: &Arc<dyn ObjectClient>, keys: &[String], object_bytes: u64,
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((key, s, e)) = ranges.get(i) else { break };
                 let mut body = client.get_range(key, *s..*e, None).await?;
+                // Consume every byte as a reader would (the engine pass checksums what it reads).
+                let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
                 while let Some(chunk) = body.next().await {
-                    bytes.fetch_add(chunk?.len() as u64, Ordering::Relaxed);
+                    let chunk = chunk?;
+                    digest.update(&chunk);
+                    bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }
+                std::hint::black_box(digest.finalize());
             }
             anyhow::Ok(())
         }));
@@ -233,8 +260,13 @@ fn engine_runs(
     let _ = std::fs::remove_dir_all(&meta);
     let total = object_bytes * keys.len() as u64;
     // Room for the whole set plus slack, in 64 MiB segments.
-    let cache_bytes = (total * 3 / 2).div_ceil(64 * MIB) * 64 * MIB + 256 * MIB;
-    std::fs::File::create(&cache)?.set_len(cache_bytes)?;
+    let cache_bytes = ((total * 3 / 2).div_ceil(64 * MIB) * 64 * MIB + 256 * MIB).max(1024 * MIB);
+    // Allocated up front, as a device is: writes into a sparse file would pay for block
+    // allocation on every extent.
+    let file = std::fs::File::create(&cache)?;
+    rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, cache_bytes)
+        .with_context(|| format!("allocating {}", cache.display()))?;
+    drop(file);
     let spec = DeviceSpec::File { path: cache.clone(), iopoll: false };
     blockstore::format(&spec, &FormatOptions::default())?;
     let store = Store::open(&spec, StoreConfig::default())?;
@@ -243,6 +275,13 @@ fn engine_runs(
         vec![BucketSpec { name: bucket.into(), client: client.clone(), gets_in_flight_max: args.connections }];
     let engine = Arc::new(Engine::new(config, store, &meta, buckets, vec![ExportSpec::new("/data", bucket)])?);
     let cold = rt.block_on(read_all(&engine, keys, sums, object_bytes, args.readers))?;
+    let st = engine.stats();
+    let gl = &st.buckets[0].get_latency;
+    eprintln!(
+        "cold: read latency p50 {} us p99 {} us max {} us; GET latency p50 {} us p99 {} us; hits {} misses {} joins {} ahead {}",
+        st.read_latency.p50_us, st.read_latency.p99_us, st.read_latency.max_us, gl.p50_us, gl.p99_us,
+        st.block_hits, st.block_misses, st.block_joins, st.read_ahead_blocks
+    );
     while engine.backfill_blocks_in_flight() > 0 {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -284,7 +323,9 @@ async fn read_all(
                 while off < object_bytes {
                     let r = engine.read(&fh, off, MIB).await?;
                     for c in &r.chunks {
-                        digest.update(c.bytes());
+                        for p in c.pieces() {
+                            digest.update(p);
+                        }
                     }
                     off += r.len() as u64;
                     if r.is_empty() {
@@ -318,6 +359,19 @@ fn report(args: &Args, total: u64, raw: &[Run], cold: &[Run], warm: &[Run]) -> S
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     s += "# Engine read path vs raw ranged GETs (SeaweedFS on loopback)\n\n";
+    s += &format!(
+        "Cores: {}.\n\n",
+        if args.shared_cores || cores < 2 {
+            "server and client share every core".to_string()
+        } else {
+            format!(
+                "S3 server on cores 0..{}, client side (raw client, or engine + cache) on cores {}..{}",
+                cores / 2,
+                cores / 2,
+                cores
+            )
+        }
+    );
     s += &format!(
         "Host {} ({cores} cores). {} objects × {} MiB = {} MiB; {} connections; {} readers; GETs of {} MiB; 1 MiB reads; cache: file, io_uring O_DIRECT.\n\n",
         host.trim(),
