@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, then runs every check. CI runs this.
 #   lint: cargo fmt --check, cargo clippy -D warnings
-#   unit, property, simulation, crash (kill -9) and real-file tests: cargo test --workspace
+#   unit, property, simulation, crash (kill -9), real-file and real-S3 (SeaweedFS) tests:
+#   cargo test --workspace
 #   NVMe passthrough: the blockstore tests inside a QEMU guest on an emulated NVMe controller
-#   benchmark smoke: perf's blockstore-bench --smoke (fio side by side, tiny sizes)
+#   benchmark smoke: perf's blockstore-bench --smoke (fio side by side, tiny sizes) and
+#   backfill-bench --smoke (engine vs raw ranged GETs on SeaweedFS, tiny sizes)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -26,5 +28,8 @@ bash image/qemu/test-nvme.sh
 
 step "benchmark smoke: blockstore vs fio"
 cargo run --release -q -p perf --bin blockstore-bench -- --smoke --device "$repo/target/bench-smoke.img"
+
+step "benchmark smoke: engine read path vs raw ranged GETs (SeaweedFS)"
+cargo run --release -q -p perf --bin backfill-bench -- --smoke --dir "$repo/target/backfill-smoke"
 
 step "all tests passed"

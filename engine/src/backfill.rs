@@ -17,8 +17,9 @@
 //!
 //! Recently fetched blocks stay in memory too (FIFO, `recent_bytes_max`): a sequential reader
 //! usually reads a block shortly after the read-ahead fetched it, and serving it from memory
-//! spares the device a read right behind the write (measured: cold reads went from 0.45 to …
-//! of the raw GET throughput; see perf/README.md).
+//! spares the device a read right behind the write (measured with shared cores: cold reads
+//! went from 0.43–0.49 to 0.46–0.55 of the raw client; a small gain, kept because it also cuts
+//! the device's read load).
 //!
 //! Back-pressure and memory. At most `gets_in_flight_max` GETs per bucket; each holds at most one
 //! partly assembled block; delivered blocks are owned by their waiters. The blockstore's request
@@ -249,7 +250,8 @@ impl Backfill {
             // Runs are cut at multiples of fetch_bytes in the object, not relative to where a
             // run starts: servers store large objects in parts (multipart part size, SeaweedFS
             // chunks), and a misaligned range makes them read two parts for one. Measured with
-            // SeaweedFS: aligned GETs lifted cold reads from 0.7–0.8 to … of the raw client.
+            // SeaweedFS: aligned GETs lifted cold reads from 0.69–0.84 to medians of 0.82–0.96
+            // of the raw client (perf/README.md).
             let boundary = block % per_get as u64 == 0;
             if !run.is_empty() && (!contiguous || boundary) {
                 self.start_get(bucket, target, std::mem::take(&mut run), pin);

@@ -127,3 +127,14 @@ fn http_get(addr: &str, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// The configuration example in the README parses (the docs stay true).
+#[test]
+fn readme_configuration_example_is_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme.find("```toml\n").expect("a toml block in the README") + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let config = bucketfs::config::Config::parse(&readme[start..end], Path::new("/etc")).unwrap();
+    assert_eq!(config.buckets[0].name, "datasets");
+    assert_eq!(config.exports[0].prefix, "imagenet/");
+}

@@ -53,6 +53,10 @@ struct Args {
     fetch_mib: u64,
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Untimed rounds of both first (the first engine of a process faults in its memory and the
+    /// cache file's pages; the first raw pass warms connections).
+    #[arg(long, default_value_t = 1)]
+    warmup: u32,
     /// Where the cache files and metadata go.
     #[arg(long, default_value = "/var/tmp/bucketfs-backfill-bench")]
     dir: PathBuf,
@@ -87,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         args.readers = 2;
         args.fetch_mib = 4;
         args.rounds = 1;
+        args.warmup = 0;
     }
     // The S3 server and the client side (raw client, or engine + cache) each get their own
     // cores, so the side that spends more CPU cannot take it from the server: the comparison is
@@ -136,6 +141,11 @@ fn main() -> anyhow::Result<()> {
     let mut raw_runs = Vec::new();
     let mut cold_runs = Vec::new();
     let mut warm_runs = Vec::new();
+    for _ in 0..args.warmup {
+        client_rt.block_on(raw(&client, &keys, object_bytes, &args))?;
+        engine_runs(&client_rt, &client, &keys, &sums, object_bytes, &args, &bucket)?;
+        eprintln!("warm-up round done (not counted)");
+    }
     for round in 0..args.rounds {
         let engine_first = round % 2 == 1;
         if !engine_first {
@@ -162,7 +172,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    let report = report(&args, total, &raw_runs, &cold_runs, &warm_runs);
+    let report = report(&args, cores, total, &raw_runs, &cold_runs, &warm_runs);
     println!("{report}");
     if let Some(path) = &args.report {
         std::fs::write(path, &report).with_context(|| format!("writing {}", path.display()))?;
@@ -354,10 +364,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn report(args: &Args, total: u64, raw: &[Run], cold: &[Run], warm: &[Run]) -> String {
+/// `cores`: the machine's, counted before the client pinned itself.
+fn report(args: &Args, cores: usize, total: u64, raw: &[Run], cold: &[Run], warm: &[Run]) -> String {
     let mut s = String::new();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     s += "# Engine read path vs raw ranged GETs (SeaweedFS on loopback)\n\n";
     s += &format!(
         "Cores: {}.\n\n",
@@ -373,14 +383,15 @@ fn report(args: &Args, total: u64, raw: &[Run], cold: &[Run], warm: &[Run]) -> S
         }
     );
     s += &format!(
-        "Host {} ({cores} cores). {} objects × {} MiB = {} MiB; {} connections; {} readers; GETs of {} MiB; 1 MiB reads; cache: file, io_uring O_DIRECT.\n\n",
+        "Host {} ({cores} cores). {} objects × {} MiB = {} MiB; {} connections; {} readers; GETs of {} MiB; 1 MiB reads; cache: file, io_uring O_DIRECT; {} untimed warm-up round(s) first.\n\n",
         host.trim(),
         args.objects,
         args.object_mib,
         total / MIB,
         args.connections,
         args.readers,
-        args.fetch_mib
+        args.fetch_mib,
+        args.warmup
     );
     s += "| round | raw GB/s | raw GETs | engine cold GB/s | cold GETs | cold / raw | engine warm GB/s | warm GETs |\n";
     s += "|---|---|---|---|---|---|---|---|\n";
