@@ -309,6 +309,12 @@ impl Engine {
         if path.is_empty() || path.ends_with('/') {
             return Err("a directory marker, not a file".into());
         }
+        if meta.size == 0 {
+            // Nothing to load. Not recorded either: a flat listing of some S3 servers shows a
+            // deeper directory marker `a/b/` as an empty `a/b`, which must not become a file.
+            tally.cached_objects.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         let rec = ns.observe_object(path, &meta).await.map_err(|e| e.to_string())?;
         let bb = self.config().block_bytes;
         let target = Arc::new(FetchTarget {

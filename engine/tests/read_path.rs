@@ -236,3 +236,34 @@ fn handles_and_cached_blocks_survive_a_restart() {
         assert!(matches!(e.read(&bad, 0, 1).await, Err(engine::EngineError::Stale { .. })));
     });
 }
+
+#[test]
+fn posix_attributes_come_from_user_metadata_or_the_export_defaults() {
+    use engine::object::{ObjectClient, PutOptions};
+    let dirs = Dirs::new("posix");
+    let client = MemoryClient::new();
+    let e = engine(&dirs, &client, Duration::from_secs(60));
+    rt().block_on(async {
+        let meta: engine::object::UserMetadata =
+            [("mode", "33261"), ("uid", "1000"), ("gid", "100"), ("mtime", "1700000000")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let opts = PutOptions { user_metadata: meta, ..PutOptions::default() };
+        client.put("tools/run.sh", bytes::Bytes::from_static(b"#!/bin/sh\n"), &opts).await.unwrap();
+        client.insert("tools/plain.txt", b"x".to_vec());
+        let ns = e.export("/data").unwrap();
+        let run = ns.lookup_path("tools/run.sh").await.unwrap();
+        let a = ns.getattr(run.ino).await.unwrap();
+        assert_eq!((a.mode, a.uid, a.gid), (0o755, 1000, 100));
+        assert_eq!(a.mtime, std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let plain = ns.lookup_path("tools/plain.txt").await.unwrap();
+        let a = ns.getattr(plain.ino).await.unwrap();
+        assert_eq!((a.mode, a.uid, a.gid), (0o644, 0, 0));
+        // One HEAD per object version: asking again sends none.
+        let heads = client.counts().head.load(Ordering::Relaxed);
+        ns.getattr(run.ino).await.unwrap();
+        ns.getattr(plain.ino).await.unwrap();
+        assert_eq!(client.counts().head.load(Ordering::Relaxed), heads);
+    });
+}
