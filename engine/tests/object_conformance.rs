@@ -8,7 +8,7 @@ use bytes::Bytes;
 use engine::object::conformance::{self, Capabilities};
 use engine::object::fault::{FaultPlan, FaultRule, FaultyClient, OpKind, Trigger};
 use engine::object::memory::MemoryClient;
-use engine::object::store::{HttpTimeouts, ObjectStoreConfig, S3Config, S3Credentials, StoreClient};
+use engine::object::store::{ObjectStoreConfig, S3Config, StoreClient};
 use engine::object::{get_range_bytes, ObjectClient, ObjectError, PutOptions};
 use testkit::S3Server;
 
@@ -19,19 +19,13 @@ const S3_CAPS: Capabilities = Capabilities { dir_markers: false, conditional_mul
 async fn seaweed_client() -> StoreClient {
     let server = S3Server::shared().unwrap_or_else(|e| panic!("S3 server: {e}"));
     let bucket = server.new_bucket("conformance").await.unwrap_or_else(|e| panic!("{e}"));
-    let config = ObjectStoreConfig::S3(S3Config {
-        bucket,
-        endpoint: Some(server.endpoint().into()),
-        region: server.region().into(),
-        path_style: true,
-        credentials: S3Credentials::Static {
-            access_key_id: server.access_key().into(),
-            secret_access_key: server.secret_key().into(),
-            session_token: None,
-        },
-        allow_http: true,
-        timeouts: HttpTimeouts::default(),
-    });
+    let config = ObjectStoreConfig::S3(S3Config::static_keys(
+        &bucket,
+        server.endpoint(),
+        server.region(),
+        server.access_key(),
+        server.secret_key(),
+    ));
     StoreClient::new(&config).expect("S3 client")
 }
 

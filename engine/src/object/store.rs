@@ -137,6 +137,32 @@ pub struct AzureConfig {
     pub timeouts: HttpTimeouts,
 }
 
+impl S3Config {
+    /// An S3-compatible server at `endpoint` (path-style; plain http allowed) with static keys:
+    /// the usual shape of an on-premises store, and of the tests' SeaweedFS.
+    pub fn static_keys(
+        bucket: &str,
+        endpoint: &str,
+        region: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+    ) -> S3Config {
+        S3Config {
+            bucket: bucket.to_string(),
+            endpoint: Some(endpoint.to_string()),
+            region: region.to_string(),
+            path_style: true,
+            credentials: S3Credentials::Static {
+                access_key_id: access_key_id.to_string(),
+                secret_access_key: secret_access_key.to_string(),
+                session_token: None,
+            },
+            allow_http: endpoint.starts_with("http://"),
+            timeouts: HttpTimeouts::default(),
+        }
+    }
+}
+
 fn default_region() -> String {
     "us-east-1".into()
 }

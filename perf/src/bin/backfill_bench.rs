@@ -27,7 +27,7 @@ use anyhow::{bail, Context};
 use blockstore::{DeviceSpec, FormatOptions, Store, StoreConfig};
 use bytes::Bytes;
 use clap::Parser;
-use engine::object::store::{ObjectStoreConfig, S3Config, S3Credentials, StoreClient};
+use engine::object::store::{ObjectStoreConfig, S3Config, StoreClient};
 use engine::object::{ObjectClient, PutOptions};
 use engine::{BucketSpec, Engine, EngineConfig, ExportSpec};
 use futures::StreamExt;
@@ -106,19 +106,13 @@ fn main() -> anyhow::Result<()> {
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     eprintln!("SeaweedFS up in {:?} at {}", server.startup(), server.endpoint());
     let bucket = client_rt.block_on(server.new_bucket("bench")).map_err(|e| anyhow::anyhow!(e))?;
-    let config = ObjectStoreConfig::S3(S3Config {
-        bucket: bucket.clone(),
-        endpoint: Some(server.endpoint().to_string()),
-        region: server.region().to_string(),
-        path_style: true,
-        credentials: S3Credentials::Static {
-            access_key_id: server.access_key().to_string(),
-            secret_access_key: server.secret_key().to_string(),
-            session_token: None,
-        },
-        allow_http: true,
-        timeouts: Default::default(),
-    });
+    let config = ObjectStoreConfig::S3(S3Config::static_keys(
+        &bucket,
+        server.endpoint(),
+        server.region(),
+        server.access_key(),
+        server.secret_key(),
+    ));
     let client: Arc<dyn ObjectClient> = Arc::new(StoreClient::new(&config).context("S3 client")?);
 
     // The object set.
@@ -159,17 +153,7 @@ fn main() -> anyhow::Result<()> {
         }
         let (r, c, w) = (raw_runs.last(), cold_runs.last(), warm_runs.last());
         if let (Some(r), Some(c), Some(w)) = (r, c, w) {
-            eprintln!(
-                "round {}: raw {:.2} GB/s ({} GETs), engine cold {:.2} GB/s ({} GETs, ratio {:.2}), warm {:.2} GB/s ({} GETs)",
-                round + 1,
-                r.gbps(),
-                r.gets,
-                c.gbps(),
-                c.gets,
-                c.gbps() / r.gbps(),
-                w.gbps(),
-                w.gets
-            );
+            eprintln!("round {}", row(round as usize + 1, r, c, w));
         }
     }
     let report = report(&args, cores, total, &raw_runs, &cold_runs, &warm_runs);
@@ -359,6 +343,20 @@ async fn read_all(
     Ok(Run { seconds, bytes, gets: gets_after - gets_before })
 }
 
+/// One round as a Markdown table row (also the progress line).
+fn row(round: usize, r: &Run, c: &Run, w: &Run) -> String {
+    format!(
+        "| {round} | {:.2} | {} | {:.2} | {} | {:.2} | {:.2} | {} |",
+        r.gbps(),
+        r.gets,
+        c.gbps(),
+        c.gets,
+        c.gbps() / r.gbps(),
+        w.gbps(),
+        w.gets
+    )
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -396,17 +394,7 @@ fn report(args: &Args, cores: usize, total: u64, raw: &[Run], cold: &[Run], warm
     s += "| round | raw GB/s | raw GETs | engine cold GB/s | cold GETs | cold / raw | engine warm GB/s | warm GETs |\n";
     s += "|---|---|---|---|---|---|---|---|\n";
     for (i, ((r, c), w)) in raw.iter().zip(cold).zip(warm).enumerate() {
-        s += &format!(
-            "| {} | {:.2} | {} | {:.2} | {} | {:.2} | {:.2} | {} |\n",
-            i + 1,
-            r.gbps(),
-            r.gets,
-            c.gbps(),
-            c.gets,
-            c.gbps() / r.gbps(),
-            w.gbps(),
-            w.gets
-        );
+        s += &format!("{}\n", row(i + 1, r, c, w));
     }
     let ratios: Vec<f64> = raw.iter().zip(cold).map(|(r, c)| c.gbps() / r.gbps()).collect();
     s += &format!(
