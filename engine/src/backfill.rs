@@ -251,7 +251,7 @@ impl Backfill {
             // run starts: servers store large objects in parts (multipart part size, SeaweedFS
             // chunks), and a misaligned range makes them read two parts for one. Measured with
             // SeaweedFS: aligned GETs lifted cold reads from 0.69–0.84 to medians of 0.82–0.96
-            // of the raw client (perf/README.md).
+            // of the raw client in five runs (perf/README.md).
             let boundary = block % per_get as u64 == 0;
             if !run.is_empty() && (!contiguous || boundary) {
                 self.start_get(bucket, target, std::mem::take(&mut run), pin);

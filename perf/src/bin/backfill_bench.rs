@@ -48,6 +48,9 @@ struct Args {
     /// Concurrent readers through the engine (each reads whole objects sequentially).
     #[arg(long, default_value_t = 8)]
     readers: usize,
+    /// Threads of the engine's backfill runtime.
+    #[arg(long, default_value_t = 2)]
+    backfill_threads: usize,
     /// Ranged GET size (the raw client's, and the engine's fetch_bytes).
     #[arg(long, default_value_t = 16)]
     fetch_mib: u64,
@@ -153,7 +156,7 @@ fn main() -> anyhow::Result<()> {
         }
         let (r, c, w) = (raw_runs.last(), cold_runs.last(), warm_runs.last());
         if let (Some(r), Some(c), Some(w)) = (r, c, w) {
-            eprintln!("round {}", row(round as usize + 1, r, c, w));
+            eprintln!("{}", row(round as usize + 1, r, c, w));
         }
     }
     let report = report(&args, cores, total, &raw_runs, &cold_runs, &warm_runs);
@@ -264,7 +267,11 @@ fn engine_runs(
     let spec = DeviceSpec::File { path: cache.clone(), iopoll: false };
     blockstore::format(&spec, &FormatOptions::default())?;
     let store = Store::open(&spec, StoreConfig::default())?;
-    let config = EngineConfig { fetch_bytes: args.fetch_mib * MIB, ..EngineConfig::default() };
+    let config = EngineConfig {
+        fetch_bytes: args.fetch_mib * MIB,
+        backfill_threads: args.backfill_threads,
+        ..EngineConfig::default()
+    };
     let buckets =
         vec![BucketSpec { name: bucket.into(), client: client.clone(), gets_in_flight_max: args.connections }];
     let engine = Arc::new(Engine::new(config, store, &meta, buckets, vec![ExportSpec::new("/data", bucket)])?);
