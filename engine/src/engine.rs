@@ -461,13 +461,12 @@ impl Drop for Engine {
     }
 }
 
-/// Which of `blocks` of `target` are not in the cache (with `want_pinned`: not cached pinned).
-pub(crate) async fn missing_blocks(
+/// Whether each of `blocks` of `target` is cached: `None` not cached, `Some(pinned)` cached.
+pub(crate) async fn block_states(
     store: &Arc<Store>,
     target: &FetchTarget,
     blocks: std::ops::Range<u64>,
-    want_pinned: bool,
-) -> Vec<u64> {
+) -> Vec<(u64, Option<bool>)> {
     let mut waits = Vec::new();
     for block in blocks {
         let key = target.cache_key(block);
@@ -477,19 +476,62 @@ pub(crate) async fn missing_blocks(
         });
         waits.push((block, sent.map(|()| rx)));
     }
-    let mut missing = Vec::new();
+    let mut states = Vec::with_capacity(waits.len());
     for (block, rx) in waits {
-        let pinned = match rx {
+        let state = match rx {
             Ok(rx) => rx.await.unwrap_or(None),
             Err(_) => None,
         };
-        let present = match pinned {
-            Some(p) => p || !want_pinned,
-            None => false,
-        };
-        if !present {
-            missing.push(block);
-        }
+        states.push((block, state));
     }
-    missing
+    states
+}
+
+/// Which of `blocks` of `target` are not in the cache (with `want_pinned`: not cached pinned).
+pub(crate) async fn missing_blocks(
+    store: &Arc<Store>,
+    target: &FetchTarget,
+    blocks: std::ops::Range<u64>,
+    want_pinned: bool,
+) -> Vec<u64> {
+    block_states(store, target, blocks)
+        .await
+        .into_iter()
+        .filter(|(_, state)| match state {
+            Some(pinned) => want_pinned && !pinned,
+            None => true,
+        })
+        .map(|(block, _)| block)
+        .collect()
+}
+
+/// Pins a cached block in place: reads it from the cache and writes it back pinned (no request
+/// to the bucket). False when it is no longer cached.
+pub(crate) async fn repin_block(store: &Arc<Store>, target: &FetchTarget, block: u64, len: usize) -> Result<bool> {
+    let key = target.cache_key(block);
+    let (tx, rx) = futures::channel::oneshot::channel();
+    store
+        .get_then(key, 0, len, move |r| {
+            let _ = tx.send(r);
+        })
+        .map_err(|e| EngineError::Cache { op: "pin", path: target.path.clone(), source: Box::new(e) })?;
+    let buf = match rx.await.unwrap_or(Err(StoreError::Closed)) {
+        Ok(buf) => buf,
+        Err(StoreError::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(EngineError::Cache { op: "pin", path: target.path.clone(), source: Box::new(e) }),
+    };
+    let Some(extent) = blockstore::ExtentBuf::from_parts(&[buf.bytes()]) else { return Ok(false) };
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let opts = blockstore::PutOptions { dirty: false, pinned: true };
+    store
+        .put_then(key, extent, opts, move |r| {
+            let _ = tx.send(r);
+        })
+        .map_err(|e| EngineError::Cache { op: "pin", path: target.path.clone(), source: Box::new(e) })?;
+    rx.await.unwrap_or(Err(StoreError::Closed)).map_err(|e| EngineError::Cache {
+        op: "pin",
+        path: target.path.clone(),
+        source: Box::new(e),
+    })?;
+    Ok(true)
 }

@@ -75,7 +75,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::backfill::FetchTarget;
-use crate::engine::{missing_blocks, Engine};
+use crate::engine::{block_states, repin_block, Engine};
 use crate::object::ObjectMeta;
 
 /// Objects listed ahead of the fetchers at most (bounds memory for huge prefixes).
@@ -326,7 +326,20 @@ impl Engine {
             path: ns.display(&rec.path),
         });
         let blocks = rec.size.div_ceil(bb);
-        let missing = missing_blocks(self.store(), &target, 0..blocks, req.pin).await;
+        let mut missing = Vec::new();
+        for (block, state) in block_states(self.store(), &target, 0..blocks).await {
+            match state {
+                None => missing.push(block),
+                // Cached but not pinned: pin it in place, no request to the bucket.
+                Some(false) if req.pin => {
+                    let len = (rec.size - block * bb).min(bb) as usize;
+                    if !repin_block(self.store(), &target, block, len).await.map_err(|e| e.to_string())? {
+                        missing.push(block); // evicted meanwhile
+                    }
+                }
+                Some(_) => {}
+            }
+        }
         if missing.is_empty() {
             tally.cached_objects.fetch_add(1, Ordering::Relaxed);
             tally.cached_bytes.fetch_add(rec.size, Ordering::Relaxed);

@@ -63,10 +63,17 @@ fn preload_a_prefix_then_reads_send_no_get_and_a_second_preload_finds_it_cached(
         }
         assert_eq!(client.counts().get.load(Ordering::Relaxed), gets, "epoch after preload: zero GETs");
         // Again: everything is cached, nothing fetched.
-        let (_, again) = run(&e, req).await;
+        let req_again = || req.clone();
+        let (_, again) = run(&e, req.clone()).await;
         let again = again.unwrap();
         assert_eq!((again.fetched_objects, again.cached_objects), (0, 12));
         assert_eq!(client.counts().get.load(Ordering::Relaxed), gets);
+        // Pinning what is cached already pins it in place: still no GET.
+        assert_eq!(e.stats().cache.pinned_bytes, 0);
+        let (_, pinned) = run(&e, PreloadRequest { pin: true, ..req_again() }).await;
+        assert_eq!(pinned.unwrap().fetched_objects, 0);
+        assert_eq!(client.counts().get.load(Ordering::Relaxed), gets);
+        assert_eq!(e.stats().cache.pinned_bytes, total);
     });
 }
 
