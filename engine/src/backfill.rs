@@ -351,8 +351,11 @@ impl Backfill {
                 }
             };
             for (block, tx) in pending.drain(..) {
-                let _ = tx.send(Err(err.clone()));
+                // Forget the fetch before failing its waiters: a reader that retries the moment
+                // it sees the error must start a new fetch, not join this failed one (found by
+                // the faults test, which retries at once after the bucket recovers).
                 self.inflight().remove(&(target.ino, target.version, block));
+                let _ = tx.send(Err(err.clone()));
             }
         }
         drop(slot);
