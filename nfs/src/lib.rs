@@ -1,1 +1,11 @@
 //! ONC RPC + XDR, NFSv4.1/4.2 and NFSv3+MOUNT servers (protocol only).
+//!
+//! - [`xdr`], [`rpc`]: pure codecs (fuzzed).
+//! - [`service`]: the seam between the transport and the programs.
+//! - [`export`]: export policy (client ranges, read-only, root squash), shared by every version.
+
+pub mod cidr;
+pub mod export;
+pub mod rpc;
+pub mod service;
+pub mod xdr;

@@ -12,7 +12,6 @@
 //! The bucket section stays a tools-side type: the engine has its own configuration types and
 //! `serve` converts.
 
-mod cidr;
 mod units;
 
 use std::collections::BTreeSet;
@@ -23,7 +22,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use cidr::Cidr;
+pub use nfs::cidr::Cidr;
 pub use units::{display_duration, parse_duration, ByteSize, Mode};
 
 /// The whole configuration, validated.
