@@ -12,5 +12,5 @@ pub mod preload;
 pub mod readahead;
 pub mod stats;
 pub use engine::{BucketSpec, Engine, EngineConfig, ReadChunk, ReadReply};
-pub use error::{EngineError, Result};
+pub use error::{Action, EngineError, Result};
 pub use namespace::{Attr, DirEntry, DirPage, ExportSpec, FileHandle, Namespace};

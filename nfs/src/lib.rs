@@ -8,4 +8,5 @@ pub mod cidr;
 pub mod export;
 pub mod rpc;
 pub mod service;
+pub mod v4;
 pub mod xdr;

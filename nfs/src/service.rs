@@ -80,15 +80,26 @@ impl RpcServer {
             }
         };
         let mut w = Writer::new();
-        let Some(program) = self.programs.iter().find(|p| p.number() == header.prog) else {
+        // One program number may be served by several programs, each for its versions (NFSv3
+        // and NFSv4 are both program 100003).
+        let mut same_number = self.programs.iter().filter(|p| p.number() == header.prog).peekable();
+        if same_number.peek().is_none() {
             rpc::encode_accepted(&mut w, header.xid, AcceptStat::ProgUnavail);
             return Some(w);
-        };
-        let (low, high) = program.versions();
-        if header.vers < low || header.vers > high {
+        }
+        let (mut low, mut high) = (u32::MAX, 0);
+        let mut found = None;
+        for p in same_number {
+            let (l, h) = p.versions();
+            (low, high) = (low.min(l), high.max(h));
+            if (l..=h).contains(&header.vers) {
+                found = Some(p);
+            }
+        }
+        let Some(program) = found else {
             rpc::encode_accepted(&mut w, header.xid, AcceptStat::ProgMismatch { low, high });
             return Some(w);
-        }
+        };
         let mut results = Writer::new();
         let call = Call { conn, header: &header, args };
         match program.call(call, &mut results).await {
@@ -165,5 +176,29 @@ mod tests {
         assert_eq!(stat(&run(call(1, 1, 1))), AcceptStat::ProgUnavail);
         assert_eq!(stat(&run(call(400_000, 3, 1))), AcceptStat::ProgMismatch { low: 1, high: 2 });
         assert_eq!(stat(&run(call(400_000, 2, 9))), AcceptStat::ProcUnavail);
+        let two = RpcServer::new().with(Arc::new(Echo)).with(Arc::new(EchoV4));
+        let run2 = |rec: Vec<u8>| futures::executor::block_on(two.serve(&conn(), &rec)).unwrap().to_vec();
+        assert_eq!(stat(&run2(call(400_000, 4, 0))), AcceptStat::Success);
+        assert_eq!(stat(&run2(call(400_000, 4, 1))), AcceptStat::ProcUnavail);
+        assert_eq!(stat(&run2(call(400_000, 5, 0))), AcceptStat::ProgMismatch { low: 1, high: 4 });
+    }
+
+    struct EchoV4;
+    impl Program for EchoV4 {
+        fn number(&self) -> u32 {
+            400_000
+        }
+        fn versions(&self) -> (u32, u32) {
+            (4, 4)
+        }
+        fn call<'a>(&'a self, call: Call<'a>, _w: &'a mut Writer) -> LocalBoxFuture<'a, Result<(), AcceptStat>> {
+            Box::pin(async move {
+                if call.header.proc_ == 0 {
+                    Ok(())
+                } else {
+                    Err(AcceptStat::ProcUnavail)
+                }
+            })
+        }
     }
 }
