@@ -40,7 +40,16 @@ fn pattern(len: usize) -> Vec<u8> {
 /// An engine over a local-directory bucket, and the three programs over it.
 struct Fixture {
     _dir: tempfile::TempDir,
+    exports: Exports,
     server: RpcServer,
+}
+
+/// NFS, MOUNT and a portmapper that sends clients to `nfs_port`.
+fn programs(exports: &Exports, nfs_port: u16, portmap_port: u16) -> RpcServer {
+    RpcServer::new()
+        .with(Arc::new(Nfs3::new(exports.clone())))
+        .with(Arc::new(Mount::new(exports.clone())))
+        .with(Arc::new(Portmap::for_ports(nfs_port, nfs_port, portmap_port)))
 }
 
 fn make_bucket(root: &Path) {
@@ -84,11 +93,8 @@ fn fixture() -> Fixture {
     };
     let exports =
         Exports::new(Arc::new(engine), vec![ExportPolicy::loopback("/data"), ro_policy, private_policy]).unwrap();
-    let server = RpcServer::new()
-        .with(Arc::new(Nfs3::new(exports.clone())))
-        .with(Arc::new(Mount::new(exports)))
-        .with(Arc::new(Portmap::for_ports(2049, 2049, 111)));
-    Fixture { _dir: dir, server }
+    let server = programs(&exports, 2049, 111);
+    Fixture { _dir: dir, exports, server }
 }
 
 fn sys(uid: u32) -> Auth {
@@ -705,9 +711,7 @@ fn shared_fixture() -> &'static Fixture {
 }
 
 /// A blocking TCP server: a thread per connection, records in, replies out.
-fn serve_tcp(server: RpcServer) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
+fn serve_tcp(server: RpcServer, listener: TcpListener) {
     std::thread::spawn(move || {
         for (id, stream) in listener.incoming().enumerate() {
             let Ok(stream) = stream else { continue };
@@ -715,7 +719,6 @@ fn serve_tcp(server: RpcServer) -> SocketAddr {
             std::thread::spawn(move || serve_conn(&server, stream, id as u64));
         }
     });
-    addr
 }
 
 fn serve_conn(server: &RpcServer, mut stream: TcpStream, id: u64) {
@@ -757,8 +760,9 @@ fn libnfs_tools_over_tcp() {
         return;
     }
     let f = fixture();
-    let addr = serve_tcp(f.server.clone());
-    let port = addr.port();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    serve_tcp(f.server.clone(), listener);
     let q = format!("?nfsport={port}&mountport={port}");
     let out = run_tool("nfs-ls", &format!("nfs://127.0.0.1/data/{q}"));
     let listing = String::from_utf8_lossy(&out.stdout);
@@ -781,4 +785,31 @@ fn libnfs_tools_over_tcp() {
     // A path under no export.
     let out = run_tool("nfs-ls", &format!("nfs://127.0.0.1/nope/{q}"));
     assert!(!out.status.success());
+}
+
+/// libnfs without ports in the URL asks the portmapper on port 111 for the MOUNT and NFS
+/// ports. Port 111 is usually taken by the system's rpcbind: then this test is skipped; run it
+/// in a network namespace of its own to exercise it
+/// (`unshare -n sh -c 'ip link set lo up; cargo test -p nfs --test v3 portmapper'`).
+#[test]
+fn libnfs_finds_ports_through_the_portmapper() {
+    if std::process::Command::new("nfs-ls").arg("--help").output().is_err() {
+        eprintln!("SKIPPED: nfs-ls not found (apt-get install libnfs-utils)");
+        return;
+    }
+    let Ok(portmap) = TcpListener::bind("127.0.0.1:111") else {
+        eprintln!("SKIPPED: port 111 is in use (a system rpcbind?); run in a network namespace");
+        return;
+    };
+    let f = fixture();
+    let nfs = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = programs(&f.exports, nfs.local_addr().unwrap().port(), 111);
+    serve_tcp(server.clone(), portmap);
+    serve_tcp(server, nfs);
+    let out = run_tool("nfs-ls", "nfs://127.0.0.1/data/sub");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("inner.txt"));
+    let out = run_tool("nfs-cat", &format!("nfs://127.0.0.1/data/sub/inner.txt?uid={OWNER}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"inner");
 }
