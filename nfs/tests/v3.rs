@@ -8,6 +8,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use blockstore::{DeviceSpec, FormatOptions, Store, StoreConfig};
 use bytes::BytesMut;
@@ -29,6 +30,8 @@ const MIB: usize = 1 << 20;
 const BIG_BYTES: usize = 5 * MIB + 4321;
 const MANY_FILES: usize = 3000;
 const OWNER: u32 = 1000;
+/// Listing TTL of /ro: changes in the bucket show after it.
+const RO_TTL: Duration = Duration::from_millis(300);
 
 const NFS: u32 = 100_003;
 const MOUNT: u32 = 100_005;
@@ -75,11 +78,12 @@ fn fixture() -> Fixture {
     let client = StoreClient::new(&ObjectStoreConfig::Local { root: bucket }).unwrap();
     let buckets = vec![BucketSpec { name: "b".into(), client: Arc::new(client), gets_in_flight_max: 8 }];
     // /data: read-write, files 0640 owned by OWNER, root squashed. /ro: read-only, root not
-    // squashed. /private: only 10.0.0.0/8.
+    // squashed, short listing TTL. /private: only 10.0.0.0/8.
     let mut data = ExportSpec::new("/data", "b");
     (data.file_mode, data.uid, data.gid) = (0o640, OWNER, OWNER);
     let mut ro = ExportSpec::new("/ro", "b");
     (ro.file_mode, ro.uid, ro.gid) = (0o640, OWNER, OWNER);
+    ro.listing_ttl = RO_TTL;
     let private = ExportSpec::new("/private", "b");
     let config = EngineConfig { backfill_threads: 1, recent_bytes_max: 16 * MIB as u64, ..EngineConfig::default() };
     let engine = Engine::new(config, store, &dir.path().join("meta"), buckets, vec![data, ro, private]).unwrap();
@@ -636,6 +640,22 @@ fn bad_and_stale_handles() {
     let mut version = hello.clone();
     version[0] = 9;
     assert_eq!(getattr(&c, &version).unwrap_err(), Nfsstat3::Badhandle.code());
+}
+
+#[test]
+fn removed_object_makes_its_handle_stale() {
+    let f = fixture();
+    let c = Client::new(&f, "127.0.0.1:800", sys(OWNER));
+    let ro = c.root("/ro");
+    let sub = c.path(&ro, "sub");
+    let inner = c.path(&sub, "inner.txt");
+    assert_eq!(c.read(&inner, 0, 100).unwrap(), (b"inner".to_vec(), true));
+    std::fs::remove_file(f._dir.path().join("bucket/sub/inner.txt")).unwrap();
+    std::thread::sleep(RO_TTL + Duration::from_millis(100));
+    // GETATTR revalidates with a HEAD: gone, so the handle is stale from then on.
+    assert_eq!(getattr(&c, &inner).unwrap_err(), Nfsstat3::Stale.code());
+    assert_eq!(c.read(&inner, 0, 100).unwrap_err(), Nfsstat3::Stale.code());
+    assert_eq!(c.lookup(&sub, "inner.txt").unwrap_err(), Nfsstat3::Noent.code());
 }
 
 #[test]
