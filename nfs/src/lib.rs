@@ -3,9 +3,12 @@
 //! - [`xdr`], [`rpc`]: pure codecs (fuzzed).
 //! - [`service`]: the seam between the transport and the programs.
 //! - [`export`]: export policy (client ranges, read-only, root squash), shared by every version.
+//! - [`reactor`]: the per-core executor and network ring; [`transport`]: RPC over TCP on it.
 
 pub mod cidr;
 pub mod export;
+pub mod reactor;
 pub mod rpc;
 pub mod service;
+pub mod transport;
 pub mod xdr;
