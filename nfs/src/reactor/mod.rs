@@ -33,6 +33,8 @@ mod executor;
 mod ops;
 mod ring;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 pub use async_task::Task;
 pub use executor::{spawn_local, Reactor, ReactorConfig, Remote};

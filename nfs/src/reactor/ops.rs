@@ -168,9 +168,10 @@ pub unsafe trait GatherBufs: 'static {
     fn gather(&self, skip: usize, out: &mut Vec<libc::iovec>, max: usize);
 }
 
-/// Sends `bufs` from offset `skip` on with one `sendmsg` (`MSG_NOSIGNAL`), straight from the
-/// buffers (at most [`IOVECS_MAX`] pieces). Returns the bytes sent (maybe fewer: call again
-/// with `skip` advanced) and the buffers.
+/// Sends `bufs` from offset `skip` on with one `sendmsg` (`MSG_NOSIGNAL | MSG_WAITALL`),
+/// straight from the buffers (at most [`IOVECS_MAX`] pieces). Returns the bytes sent (fewer
+/// when the pieces were cut at [`IOVECS_MAX`] or the send was interrupted: call again with
+/// `skip` advanced) and the buffers.
 pub async fn sendmsg<B: GatherBufs>(fd: RawFd, bufs: B, skip: usize) -> (io::Result<usize>, B) {
     let mut iov = Vec::with_capacity(16);
     bufs.gather(skip, &mut iov, IOVECS_MAX);
@@ -181,7 +182,11 @@ pub async fn sendmsg<B: GatherBufs>(fd: RawFd, bufs: B, skip: usize) -> (io::Res
     let mut msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = iov.len() as _;
-    let entry = opcode::SendMsg::new(types::Fd(fd), &*msg).flags(libc::MSG_NOSIGNAL as u32).build();
+    // MSG_WAITALL: on a stream socket the kernel keeps sending what is left after a partial
+    // send (as the socket drains) instead of completing early, saving a round trip per
+    // socket-buffer-full of a large reply.
+    let flags = (libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32;
+    let entry = opcode::SendMsg::new(types::Fd(fd), &*msg).flags(flags).build();
     match Op::new(entry, (bufs, iov, msg)).await {
         (res, Some((bufs, _, _))) => (res.map(|n| n as usize), bufs),
         // The op always gives its buffers back once it has run.
