@@ -16,7 +16,7 @@
 //! - [`spawn_local`]: spawn a `!Send` future on the current thread's reactor; the returned
 //!   [`Task`] cancels it when dropped (or `detach()` it).
 //! - [`Remote`]: a `Send + Sync` handle to a core (its number; spawn `Send` futures onto it).
-//! - Ring operations ([`ops`]): [`accept`], [`recv`], [`sendmsg`] (gather from owned buffers
+//! - Ring operations: [`accept`], [`recv`], [`sendmsg`] (gather from owned buffers
 //!   without copying), [`close`], [`sleep`]. Each future owns its buffers while the kernel uses
 //!   them; a future dropped mid-operation parks its buffers in the ring and cancels the
 //!   operation, so nothing is freed while the kernel may still write to it.

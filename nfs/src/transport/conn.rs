@@ -62,7 +62,7 @@ impl CoreCtx {
 }
 
 /// Serves a core's listeners until the transport stops, then cancels every connection.
-pub(crate) async fn serve_core(setup: CoreSetup, listeners: Vec<(OwnedFd, SocketAddr)>) {
+pub(crate) async fn serve_core(setup: CoreSetup, listeners: super::listen::CoreSockets) {
     let ctx = Rc::new(CoreCtx {
         core: setup.core,
         config: setup.config,

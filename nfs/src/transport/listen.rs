@@ -10,16 +10,15 @@ use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
 /// Pending connections the kernel queues per socket.
 const BACKLOG: i32 = 1024;
 
+/// One core's listening sockets, each with its bound address.
+pub(crate) type CoreSockets = Vec<(OwnedFd, SocketAddr)>;
+
 /// Binds every address once per core: the first socket of an address binds it as given (port 0
-/// picks a port), the others bind the address it got. Returns the bound addresses and, per
-/// core, its sockets with their addresses.
-#[allow(clippy::type_complexity)]
-pub(crate) fn bind_all(
-    addrs: &[SocketAddr],
-    cores: usize,
-) -> io::Result<(Vec<SocketAddr>, Vec<Vec<(OwnedFd, SocketAddr)>>)> {
+/// picks a port), the others bind the address it got. Returns the bound addresses and each
+/// core's sockets.
+pub(crate) fn bind_all(addrs: &[SocketAddr], cores: usize) -> io::Result<(Vec<SocketAddr>, Vec<CoreSockets>)> {
     let mut bound = Vec::with_capacity(addrs.len());
-    let mut per_core: Vec<Vec<(OwnedFd, SocketAddr)>> = (0..cores).map(|_| Vec::new()).collect();
+    let mut per_core: Vec<CoreSockets> = (0..cores).map(|_| Vec::new()).collect();
     for addr in addrs {
         let first = listener(addr).map_err(|e| io::Error::new(e.kind(), format!("listening on {addr}: {e}")))?;
         let first = TcpListener::from(first);

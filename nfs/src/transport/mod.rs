@@ -33,7 +33,6 @@ mod stats;
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
@@ -188,7 +187,7 @@ impl Drop for Transport {
 /// A core thread: pin, build the reactor, serve until the stop signal, tear down.
 fn run_core(
     setup: conn::CoreSetup,
-    listeners: Vec<(OwnedFd, SocketAddr)>,
+    listeners: listen::CoreSockets,
     cpu: Option<usize>,
     ready: mpsc::SyncSender<io::Result<()>>,
 ) {
