@@ -29,6 +29,8 @@ const FETCHED: u32 = 3;
 const GATE: u32 = 4;
 /// Replies with `n` bytes of a shared buffer, spliced in without a copy.
 const BIG: u32 = 5;
+/// A bug in the program.
+const PANIC: u32 = 6;
 
 #[derive(Default)]
 struct Gate {
@@ -118,6 +120,7 @@ impl Program for TestProg {
                     w.put_data(vec![ReadChunk::Fetched(vec![self.big.slice(..n)])]);
                     Ok(())
                 }
+                PANIC => panic!("test program asked to panic"),
                 _ => Err(AcceptStat::ProcUnavail),
             }
         })
@@ -556,6 +559,22 @@ fn shutdown_with_open_connections_is_prompt() {
     }
     assert_eq!(svc.closed.load(Ordering::SeqCst), 6);
     assert!(TcpStream::connect(addr).is_err(), "still accepting after shutdown");
+}
+
+#[test]
+fn a_panicking_call_closes_its_connection_and_the_core_serves_on() {
+    let (t, svc) = start(1, |_| {});
+    let addr = t.local_addrs()[0];
+    let mut other = Client::connect(addr);
+    other.send_call(1, NULL, &[]);
+    assert_eq!(other.reply().0, 1);
+    let mut c = Client::connect(addr);
+    c.send_call(2, PANIC, &[]);
+    assert!(c.closed_by_server());
+    wait_until("the service to hear of the close", || svc.closed.load(Ordering::SeqCst) == 1);
+    other.send_call(3, ECHO, b"still here");
+    assert_eq!(opaque(&other.reply().1), b"still here");
+    assert_eq!(t.stats().total().connections_broken, 1);
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::{select, Either};
+use futures::FutureExt;
 use slab::Slab;
 
 use super::stats::CoreCounters;
@@ -127,6 +129,7 @@ fn start_conn(ctx: &Rc<CoreCtx>, fd: OwnedFd) {
         reply_bytes_queued: Cell::new(0),
         reader_wake: Notify::new(),
         writer_wake: Notify::new(),
+        failed: Cell::new(None),
     });
     let guard = ConnGuard { conn, key, fd: Some(OwnedFd::from(stream)) };
     entry.insert(spawn_local(serve_conn(guard)));
@@ -147,6 +150,8 @@ struct Conn {
     reply_bytes_queued: Cell<usize>,
     reader_wake: Notify,
     writer_wake: Notify,
+    /// Set when the connection must end (the writer returns it).
+    failed: Cell<Option<&'static str>>,
 }
 
 /// Ends a connection however its task ends (returns or is cancelled): cancels its calls,
@@ -192,7 +197,7 @@ async fn serve_conn(mut guard: ConnGuard) {
         End::Io(e) => tracing::debug!(peer = %conn.info.peer, conn = conn.info.id, error = %e, "connection failed"),
         End::Broken(e) => {
             CoreCounters::add(&conn.ctx.counters().connections_broken, 1);
-            tracing::warn!(peer = %conn.info.peer, conn = conn.info.id, error = %e, "closing connection: bad record");
+            tracing::warn!(peer = %conn.info.peer, conn = conn.info.id, error = %e, "connection closed by the server");
         }
     }
     // In-flight operations on the socket end with the shutdown; the close goes through the ring.
@@ -245,7 +250,18 @@ impl Conn {
 async fn run_call(conn: Rc<Conn>, key: usize, record: Bytes) {
     let len = record.len();
     let service = conn.ctx.service.clone();
-    let reply = service.handle(&conn.info, record).await;
+    let handled = AssertUnwindSafe(service.handle(&conn.info, record)).catch_unwind().await;
+    let reply = match handled {
+        Ok(reply) => reply,
+        Err(_) => {
+            // A bug in a program; the call's xid is unknown here, so the client cannot be
+            // answered: end this connection and keep the core serving the others.
+            tracing::error!(peer = %conn.info.peer, conn = conn.info.id, "service panicked serving a call; closing the connection");
+            conn.failed.set(Some("the service panicked"));
+            conn.writer_wake.notify();
+            None
+        }
+    };
     conn.calls_in_flight.set(conn.calls_in_flight.get() - 1);
     conn.request_bytes_in_flight.set(conn.request_bytes_in_flight.get() - len);
     CoreCounters::add(&conn.ctx.counters().calls, 1);
@@ -294,7 +310,13 @@ async fn read_loop(conn: &Rc<Conn>) -> End {
 
 async fn write_loop(conn: &Rc<Conn>) -> End {
     loop {
-        while conn.replies.borrow().is_empty() {
+        loop {
+            if let Some(why) = conn.failed.take() {
+                return End::Broken(why.to_string());
+            }
+            if !conn.replies.borrow().is_empty() {
+                break;
+            }
             conn.writer_wake.wait().await;
         }
         let mut batch = Batch::take(&mut conn.replies.borrow_mut());

@@ -24,7 +24,8 @@
 //! # Ending
 //! End of stream, a reset, a send error or a framing error ends the connection: its calls in
 //! flight are cancelled (their futures dropped on the core), the socket is shut down and
-//! closed, and [`Service::closed`] is called. [`Transport::shutdown`] (or drop) stops accepting,
+//! closed, and [`Service::closed`] is called. A call whose service future panics ends its
+//! connection (the reply's xid is unknown to the transport); the core serves on. [`Transport::shutdown`] (or drop) stops accepting,
 //! ends every connection the same way, and joins the core threads.
 
 mod conn;

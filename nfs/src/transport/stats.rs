@@ -41,7 +41,7 @@ pub struct CoreStats {
     pub core: usize,
     pub connections_open: u64,
     pub connections_total: u64,
-    /// Connections closed for broken framing or a record over the limit.
+    /// Connections closed for broken framing, a record over the limit, or a service panic.
     pub connections_broken: u64,
     /// Calls answered (or dropped without a reply by the service).
     pub calls: u64,
