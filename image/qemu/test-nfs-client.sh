@@ -55,7 +55,7 @@ nfs_port=$(free_port); mount_port=$(free_port); admin_port=$(free_port)
 cat > "$work/bucketfs.toml" <<EOF
 [cache]
 device = "$work/cache.img"
-size = "256MiB"
+size = "1GiB"
 metadata_dir = "$work/meta"
 
 [admin]

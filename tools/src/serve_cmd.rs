@@ -133,8 +133,14 @@ fn prepare_cache(config: &Config, spec: &DeviceSpec) -> anyhow::Result<()> {
             bail!("the cache file {} does not exist and [cache] size is not set", device.display());
         };
         create_file(device, size.0)?;
-        let sb = blockstore::format(spec, &FormatOptions::default())
-            .with_context(|| format!("formatting the new cache file {}", device.display()))?;
+        let sb = match blockstore::format(spec, &FormatOptions::default()) {
+            Ok(sb) => sb,
+            Err(e) => {
+                // Leave nothing half-made behind: the next start would find an unformatted file.
+                let _ = std::fs::remove_file(device);
+                return Err(e).with_context(|| format!("formatting the new cache file {}", device.display()));
+            }
+        };
         eprintln!(
             "bucketfs: created the cache {} ({} MiB, {} shards)",
             device.display(),

@@ -94,7 +94,7 @@ fn setup(name: &str) -> (PathBuf, PathBuf) {
     std::fs::write(
         &config,
         format!(
-            "[cache]\ndevice = \"cache.img\"\nsize = \"256MiB\"\nmetadata_dir = \"meta\"\n\
+            "[cache]\ndevice = \"cache.img\"\nsize = \"1GiB\"\nmetadata_dir = \"meta\"\n\
              [[bucket]]\nname = \"local\"\nkind = \"local\"\npath = \"{}\"\n\
              [[export]]\npath = \"/data\"\nbucket = \"local\"\n\
              [[export]]\npath = \"/elsewhere\"\nbucket = \"local\"\nclients = [\"10.0.0.0/8\"]\n",
