@@ -869,6 +869,8 @@ fn restart_grace_and_reclaim() {
     assert_eq!(r.status, Status::STALE_CLIENTID.0);
     assert_eq!(s.state.check_stateid(1, &old_sid, &Fh::Export(a), IoAccess::Read), Err(Status::BAD_STATEID));
     assert_eq!(s.state.check_stateid(0, &old_sid, &Fh::Export(a), IoAccess::Read), Err(Status::STALE_STATEID));
+    let future = Stateid { seqid: 1, other: [0xFF, 0xFF, 0xFF, 0xFE, 1, 0, 0, 0, 0, 0, 0, 1] };
+    assert_eq!(s.state.check_stateid(0, &future, &Fh::Export(a), IoAccess::Read), Err(Status::BAD_STATEID), "forged");
     // The client comes back (same owner, same verifier: it did not reboot).
     let mut c = Client41::mount(&s, "host-a", 1);
     assert_eq!(c.open(&s, &root, "o", "a.txt", 1, 0).0, Status::GRACE);

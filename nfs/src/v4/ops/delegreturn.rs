@@ -24,6 +24,6 @@ pub async fn op(cx: &mut Compound<'_>, r: &mut Reader<'_>, _w: &mut Writer) -> R
     let args = decode(r).map_err(badxdr)?;
     let stateid = cx.resolve_stateid(args.stateid)?;
     cx.current()?;
-    let stale = !stateid.is_special() && OtherParts::decode(&stateid.other).epoch != cx.state().epoch();
+    let stale = !stateid.is_special() && OtherParts::decode(&stateid.other).epoch < cx.state().epoch();
     Err(if cx.minor == 0 && stale { Status::STALE_STATEID } else { Status::BAD_STATEID })
 }

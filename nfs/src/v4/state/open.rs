@@ -330,7 +330,10 @@ impl Tables {
         }
         let parts = OtherParts::decode(&stateid.other);
         if parts.epoch != self.epoch {
-            return Err(if minor == 0 { Status::STALE_STATEID } else { Status::BAD_STATEID });
+            // From an earlier boot: STALE_STATEID in 4.0 (4.1 has BAD_STATEID only). A later
+            // epoch was never ours: forged.
+            let stale = parts.epoch < self.epoch;
+            return Err(if minor == 0 && stale { Status::STALE_STATEID } else { Status::BAD_STATEID });
         }
         if parts.kind != StateKind::Open as u8 {
             return Err(Status::BAD_STATEID);
