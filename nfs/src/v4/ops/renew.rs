@@ -1,15 +1,27 @@
-//! RENEW (RFC 7530 16.29).
-//! SKELETON: to be written by the state work; answers NFS4ERR_NOTSUPP until then.
+//! RENEW (RFC 7530 section 16.29, NFSv4.0): renews the client's lease (STALE_CLIENTID for an
+//! unknown or old client, EXPIRED once the lease ran out).
 
+use crate::v4::state::client::ClientId;
+use crate::v4::state::{badxdr, wire};
 use crate::v4::{Compound, Status};
 use crate::xdr::{self, Reader, Writer};
 
-pub fn decode(r: &mut Reader<'_>) -> xdr::Result<()> {
-    Err(r.error("RENEW", "not decoded yet"))
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Args {
+    pub clientid: ClientId,
+}
+
+pub fn decode(r: &mut Reader<'_>) -> xdr::Result<Args> {
+    Ok(Args { clientid: wire::clientid(r)? })
+}
+
+impl Args {
+    pub fn encode(&self, w: &mut Writer) {
+        w.put_u64(self.clientid.0);
+    }
 }
 
 pub async fn op(cx: &mut Compound<'_>, r: &mut Reader<'_>, _w: &mut Writer) -> Result<(), Status> {
-    decode(r).map_err(|_| Status::BADXDR)?;
-    let _ = cx;
-    Err(Status::NOTSUPP)
+    let args = decode(r).map_err(badxdr)?;
+    cx.state().renew(args.clientid)
 }
