@@ -291,6 +291,14 @@ fn readdir_pages_through_3000_entries() {
     let (second, _) = pass();
     assert_eq!(first, second, "cookies are stable across passes");
 
+    // One large page takes several engine batches and still lists each entry once.
+    let mut r = s.call(&loopback(), &Auth::None, &Ops::new(0).putfh(&dir).readdir(0, 0, 1 << 20, &[FILEID]));
+    r.ok(ops::PUTFH);
+    let page = r.readdir();
+    assert!(page.eof);
+    let all: Vec<_> = page.entries.iter().map(|e| (e.name.clone(), e.cookie)).collect();
+    assert_eq!(all, first);
+
     // Resuming from a cookie in the middle continues right after that entry.
     let (_, mid) = first[1500].clone();
     let mut r = s.call(&loopback(), &Auth::None, &Ops::new(0).putfh(&dir).readdir(mid, 0, 4000, &[]));
@@ -511,11 +519,15 @@ fn verify_nverify_savefh_restorefh_secinfo() {
     r.ok(ops::RESTOREFH);
     assert_eq!(r.getfh(), file);
 
-    // SECINFO checks the name and consumes the current handle.
-    let mut r = run(Ops::new(0).putrootfh().secinfo("data").getfh());
+    // SECINFO checks the name; NFSv4.1 consumes the current handle, NFSv4.0 keeps it.
+    let mut r = s.direct(&loopback(), &Auth::None, &Ops::new(1).putrootfh().secinfo("data").getfh());
     r.ok(ops::PUTROOTFH);
     assert_eq!(r.secinfo(ops::SECINFO), [1, 0]);
     assert_eq!(r.op(ops::GETFH), Status::NOFILEHANDLE);
+    let mut r = run(Ops::new(0).putrootfh().secinfo("data").getfh());
+    r.ok(ops::PUTROOTFH);
+    assert_eq!(r.secinfo(ops::SECINFO), [1, 0]);
+    assert_eq!(r.getfh(), [0xF5, 0, 0, 0, 0]);
     let mut r = run(Ops::new(0).putrootfh().secinfo("nope"));
     r.ok(ops::PUTROOTFH);
     assert_eq!(r.op(ops::SECINFO), Status::NOENT);
@@ -561,4 +573,51 @@ fn seek_and_read_plus() {
     let mut r = s.direct(&loopback(), &Auth::None, &Ops::new(2).walk("/data").seek(0, 0));
     r.walked("/data");
     assert_eq!(r.op(ops::SEEK), Status::ISDIR);
+}
+
+#[test]
+fn garbage_arguments_never_panic() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let f = Fixture::new();
+    let s = f.server();
+    let mut r = s.call(&loopback(), &Auth::None, &Ops::new(0).walk("/data/big.bin").getfh());
+    r.walked("/data/big.bin");
+    let file = r.getfh();
+    let served = [
+        ops::ACCESS,
+        ops::GETATTR,
+        ops::GETFH,
+        ops::LOOKUP,
+        ops::LOOKUPP,
+        ops::NVERIFY,
+        ops::PUTFH,
+        ops::READ,
+        ops::READDIR,
+        ops::READLINK,
+        ops::RESTOREFH,
+        ops::SAVEFH,
+        ops::SECINFO,
+        ops::VERIFY,
+        ops::SECINFO_NO_NAME,
+        ops::READ_PLUS,
+        ops::SEEK,
+    ];
+    let op = (0..served.len(), proptest::collection::vec(any::<u8>(), 0..48));
+    let mut runner = TestRunner::new(Config { cases: 300, ..Config::default() });
+    runner
+        .run(&(proptest::collection::vec(op, 1..6), any::<bool>()), |(list, start_at_file)| {
+            let mut ops = if start_at_file { Ops::new(2).putfh(&file) } else { Ops::new(2).putrootfh() };
+            for (i, args) in list {
+                ops = ops.raw(served[i], args);
+            }
+            let reply = s.direct(&loopback(), &Auth::None, &ops);
+            prop_assert!(reply.results >= 1);
+            let mut ops0 = Ops::new(0);
+            ops0.ops = ops.ops.iter().filter(|(op, _)| *op < ops::SECINFO_NO_NAME).cloned().collect();
+            let reply = s.call(&loopback(), &Auth::None, &ops0);
+            prop_assert!(reply.results <= ops0.ops.len());
+            Ok(())
+        })
+        .unwrap();
 }

@@ -1,5 +1,6 @@
-//! SECINFO (RFC 8881 section 18.29): the flavors for a name in the current directory —
-//! AUTH_SYS, then AUTH_NONE — after checking the name exists. Consumes the current handle.
+//! SECINFO (RFC 8881 section 18.29, RFC 7530 section 16.31): the flavors for a name in the
+//! current directory — AUTH_SYS, then AUTH_NONE — after checking the name exists. NFSv4.1 and
+//! later consume the current handle; NFSv4.0 keeps it.
 
 use super::lookup;
 use crate::rpc::{AUTH_NONE, AUTH_SYS};
@@ -27,6 +28,8 @@ pub async fn op(cx: &mut Compound<'_>, r: &mut Reader<'_>, w: &mut Writer) -> Re
     let name = lookup::check_name(raw)?;
     lookup::lookup(cx, &dir, name).await?;
     encode_flavors(w);
-    cx.current = None;
+    if cx.minor >= 1 {
+        cx.current = None;
+    }
     Ok(())
 }
