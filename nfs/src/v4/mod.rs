@@ -173,7 +173,7 @@ pub struct Compound<'a> {
 }
 
 impl<'a> Compound<'a> {
-    fn new(server: &'a Nfs4, conn: &'a ConnInfo, auth: &'a Auth, minor: u32) -> Compound<'a> {
+    pub fn new(server: &'a Nfs4, conn: &'a ConnInfo, auth: &'a Auth, minor: u32) -> Compound<'a> {
         Compound {
             server,
             conn,

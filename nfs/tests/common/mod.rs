@@ -152,19 +152,7 @@ impl Server {
     /// Runs operations straight through the dispatch table, without the COMPOUND loop's
     /// session rules (NFSv4.2 operations before SEQUENCE is served). Same reply layout.
     pub fn direct(&self, conn: &ConnInfo, auth: &Auth, ops: &Ops) -> Reply {
-        let mut cx = Compound {
-            server: &self.nfs4,
-            conn,
-            auth,
-            minor: ops.minor,
-            op_index: 0,
-            current: None,
-            saved: None,
-            current_stateid: None,
-            saved_stateid: None,
-            seq: None,
-            replay: None,
-        };
+        let mut cx = Compound::new(&self.nfs4, conn, auth, ops.minor);
         let mut out = Writer::new();
         let mut status = Status::OK;
         let mut n = 0;
