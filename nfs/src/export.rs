@@ -18,7 +18,8 @@ pub const NOBODY: u32 = 65534;
 /// One export's NFS policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportPolicy {
-    /// Path in the NFS namespace (`/data`); also the engine export's name.
+    /// Path in the NFS namespace (`/data`); also the engine export's name. An export at `/` is
+    /// the only one, and is itself the NFSv4 root (no pseudo-filesystem).
     pub path: String,
     /// Client address ranges allowed to reach the export.
     pub clients: Vec<Cidr>,
@@ -94,9 +95,14 @@ impl Exports {
     /// Pairs each policy with the engine export of the same path.
     pub fn new(engine: Arc<Engine>, policies: Vec<ExportPolicy>) -> Result<Exports, String> {
         let mut by_id = BTreeMap::new();
+        let count = policies.len();
         for policy in policies {
-            if !policy.path.starts_with('/') || policy.path.len() < 2 || policy.path.ends_with('/') {
-                return Err(format!("export path {:?} must be absolute, not '/', without a trailing '/'", policy.path));
+            let root = policy.path == "/";
+            if !policy.path.starts_with('/') || (!root && policy.path.ends_with('/')) {
+                return Err(format!("export path {:?} must be absolute, without a trailing '/'", policy.path));
+            }
+            if root && count > 1 {
+                return Err("an export at \"/\" must be the only export".to_string());
             }
             let ns = engine
                 .export(&policy.path)
@@ -118,7 +124,8 @@ impl Exports {
 
     /// The export at exactly this path.
     pub fn by_path(&self, path: &str) -> Option<&NfsExport> {
-        let path = path.trim_end_matches('/');
+        let trimmed = path.trim_end_matches('/');
+        let path = if trimmed.is_empty() { "/" } else { trimmed };
         self.by_id.values().find(|e| e.policy.path == path)
     }
 

@@ -3,10 +3,15 @@
 //! - [`xdr`], [`rpc`]: pure codecs (fuzzed).
 //! - [`service`]: the seam between the transport and the programs.
 //! - [`export`]: export policy (client ranges, read-only, root squash), shared by every version.
+//! - [`v3`], [`mount`], [`portmap`]: NFSv3, MOUNT v3 and a minimal portmapper over the engine.
+//! - [`v4`]: NFSv4.0/4.1/4.2 (COMPOUND, sessions, state).
 
 pub mod cidr;
 pub mod export;
+pub mod mount;
+pub mod portmap;
 pub mod rpc;
 pub mod service;
+pub mod v3;
 pub mod v4;
 pub mod xdr;

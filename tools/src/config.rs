@@ -31,6 +31,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub admin: AdminConfig,
     pub engine: EngineConfig,
+    pub nfs: NfsConfig,
     pub buckets: Vec<BucketConfig>,
     pub exports: Vec<ExportConfig>,
 }
@@ -75,6 +76,46 @@ impl Default for EngineConfig {
             fetch_bytes: ByteSize(16 << 20),
             read_ahead_bytes_max: ByteSize(64 << 20),
             listing_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The NFS server: where it listens, on how many cores, and NFSv4 lease timing.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NfsConfig {
+    /// NFSv3 and NFSv4 (program 100003); port 2049 is what clients assume.
+    pub listen: SocketAddr,
+    /// MOUNT v3 (program 100005), for NFSv3 clients.
+    pub mount_listen: Option<SocketAddr>,
+    /// A minimal portmapper (program 100000, port 111 by convention) answering for the ports
+    /// above; leave it out when the host runs rpcbind, or when clients are told the ports.
+    pub portmap_listen: Option<SocketAddr>,
+    /// Network cores (reactor threads); 0 = one per CPU.
+    pub cores: usize,
+    /// Pin each network core's thread to its CPU.
+    pub pin_cores: bool,
+    /// NFSv4 lease: a client that is silent longer loses its state.
+    #[serde(deserialize_with = "units::duration")]
+    pub lease: Duration,
+    /// NFSv4 grace period after a restart, for clients to reclaim their state.
+    #[serde(deserialize_with = "units::duration")]
+    pub grace: Duration,
+}
+
+const NFS_LISTEN_DEFAULT: ([u8; 4], u16) = ([127, 0, 0, 1], 2049);
+const MOUNT_LISTEN_DEFAULT: ([u8; 4], u16) = ([127, 0, 0, 1], 20048);
+
+impl Default for NfsConfig {
+    fn default() -> Self {
+        NfsConfig {
+            listen: SocketAddr::from(NFS_LISTEN_DEFAULT),
+            mount_listen: Some(SocketAddr::from(MOUNT_LISTEN_DEFAULT)),
+            portmap_listen: None,
+            cores: 0,
+            pin_cores: false,
+            lease: Duration::from_secs(90),
+            grace: Duration::from_secs(90),
         }
     }
 }
@@ -214,6 +255,8 @@ struct RawConfig {
     admin: Option<AdminConfig>,
     #[serde(default)]
     engine: EngineConfig,
+    #[serde(default)]
+    nfs: NfsConfig,
     #[serde(default, rename = "bucket")]
     buckets: Vec<RawBucket>,
     #[serde(default, rename = "export")]
@@ -376,6 +419,7 @@ impl Config {
             cache,
             admin: raw.admin.unwrap_or(default.admin),
             engine: raw.engine,
+            nfs: raw.nfs,
             buckets: buckets.map_err(invalid)?,
             exports: raw.exports,
         };
@@ -399,6 +443,7 @@ impl Config {
                 listen: ADMIN_LISTEN_DEFAULT.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9180))),
             },
             engine: EngineConfig::default(),
+            nfs: NfsConfig::default(),
             buckets: vec![BucketConfig {
                 name: "local".to_string(),
                 gets_in_flight_max: GETS_IN_FLIGHT_DEFAULT,
@@ -461,6 +506,12 @@ impl Config {
         if self.exports.is_empty() {
             return Err("no [[export]]: configure at least one export".to_string());
         }
+        if self.exports.len() > 1 && self.exports.iter().any(|e| e.path == "/") {
+            return Err(
+                "[[export]] path \"/\" must be the only export (the others would be hidden under it)".to_string()
+            );
+        }
+        validate_nfs(&self.nfs)?;
         let mut paths = BTreeSet::new();
         for e in &self.exports {
             validate_export(e, &names)?;
@@ -527,6 +578,28 @@ fn validate_bucket_name(name: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if name.is_empty() || name.len() > 63 || !name.chars().all(ok_char) {
         return Err(format!("[[bucket]] name \"{name}\": use 1 to 63 of the characters A-Z a-z 0-9 - _ ."));
+    }
+    Ok(())
+}
+
+fn validate_nfs(n: &NfsConfig) -> Result<(), String> {
+    let mut seen = vec![n.listen];
+    for (field, addr) in [("mount_listen", n.mount_listen), ("portmap_listen", n.portmap_listen)] {
+        if let Some(a) = addr {
+            if a.port() != 0 && seen.iter().any(|s| s.port() == a.port() && s.ip() == a.ip()) {
+                return Err(format!("[nfs] `{field}` {a} is already used by another [nfs] listener"));
+            }
+            seen.push(a);
+        }
+    }
+    if n.cores > 1024 {
+        return Err(format!("[nfs] `cores` must be 0 (one per CPU) to 1024 (got {})", n.cores));
+    }
+    if n.lease < Duration::from_secs(5) || n.lease > Duration::from_secs(3600) {
+        return Err(format!("[nfs] `lease` must be 5s to 1h (got {})", display_duration(n.lease)));
+    }
+    if n.grace > Duration::from_secs(3600) {
+        return Err(format!("[nfs] `grace` must be at most 1h (got {})", display_duration(n.grace)));
     }
     Ok(())
 }

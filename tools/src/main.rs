@@ -3,6 +3,7 @@
 mod config_cmd;
 mod device_cmd;
 mod human;
+mod nfs_server;
 mod preload_cmd;
 mod serve_cmd;
 mod stats_cmd;

@@ -3,8 +3,8 @@
 //! cache, metadata in `var/meta`, everything on loopback.
 //!
 //! Threads: the blockstore's shard threads, the engine's backfill runtime, and a one-thread
-//! control runtime for the admin endpoint and signals. The protocol servers (NFS, SMB) join
-//! here as they arrive.
+//! control runtime for the admin endpoint and signals, and the NFS server's core threads
+//! (`nfs_server`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use engine::{Engine, EngineConfig, ExportSpec};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use crate::nfs_server::{NfsListen, NfsServer};
 use crate::wiring;
 
 #[derive(Args)]
@@ -35,6 +36,15 @@ pub struct ServeArgs {
     /// Pin each cache shard's thread to its own core.
     #[arg(long)]
     pin_cores: bool,
+    /// Serve NFS here instead of the configured address (port 0: any free port).
+    #[arg(long)]
+    nfs: Option<SocketAddr>,
+    /// Serve MOUNT here instead of the configured address.
+    #[arg(long)]
+    mount: Option<SocketAddr>,
+    /// Serve a portmapper here (for NFSv3 clients that ask one).
+    #[arg(long)]
+    portmap: Option<SocketAddr>,
 }
 
 /// The engine as the admin endpoint sees it.
@@ -84,6 +94,12 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .thread_name("control")
         .build()
         .context("starting the control runtime")?;
+    let listen = NfsListen {
+        nfs: args.nfs.unwrap_or(config.nfs.listen),
+        mount: args.mount.or(config.nfs.mount_listen),
+        portmap: args.portmap.or(config.nfs.portmap_listen),
+    };
+    let nfs = NfsServer::start(&config, engine.clone(), listen)?;
     let admin_addr = args.admin.unwrap_or(config.admin.listen);
     control.block_on(async {
         let listener = tokio::net::TcpListener::bind(admin_addr)
@@ -92,12 +108,14 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         let bound = listener.local_addr().unwrap_or(admin_addr);
         let admin_task = admin::serve(listener, Arc::new(EngineBackend { engine: engine.clone() }));
         announce(&config, &engine, bound);
+        eprintln!("bucketfs: {}", nfs.describe());
         wait_for_stop().await?;
         eprintln!("bucketfs: stopping");
         admin_task.abort();
         anyhow::Ok(())
     })?;
     drop(control);
+    nfs.shutdown();
     match Arc::try_unwrap(engine) {
         Ok(engine) => engine.shutdown().context("flushing the cache")?,
         Err(engine) => engine.store().flush().context("flushing the cache")?,

@@ -20,7 +20,7 @@ impl Server {
     /// Starts `bucketfs serve` in `dir` with the admin endpoint on a free port.
     fn start(dir: &Path) -> Server {
         let mut child = Command::new(BIN)
-            .args(["serve", "--admin", "127.0.0.1:0"])
+            .args(["serve", "--admin", "127.0.0.1:0", "--nfs", "127.0.0.1:0", "--mount", "127.0.0.1:0"])
             .current_dir(dir)
             .env("RUST_BACKTRACE", "0")
             .stderr(Stdio::piped())

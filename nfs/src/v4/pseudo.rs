@@ -22,6 +22,8 @@ pub struct PseudoNode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PseudoFs {
     nodes: Vec<PseudoNode>,
+    /// An export at `/`: it is the root itself (PUTROOTFH gives its root directory).
+    root_export: Option<u32>,
 }
 
 /// What a name in a pseudo directory leads to.
@@ -35,8 +37,12 @@ impl PseudoFs {
     pub fn new(exports: &Exports) -> PseudoFs {
         let root =
             PseudoNode { id: 0, parent: 0, path: "/".into(), children: BTreeMap::new(), exports: BTreeMap::new() };
-        let mut fs = PseudoFs { nodes: vec![root] };
+        let mut fs = PseudoFs { nodes: vec![root], root_export: None };
         for e in exports.iter() {
+            if e.policy.path == "/" {
+                fs.root_export = Some(e.ns.export_id());
+                continue;
+            }
             let parts: Vec<&str> = e.policy.path.split('/').filter(|p| !p.is_empty()).collect();
             let Some((last, dirs)) = parts.split_last() else { continue };
             let mut at = 0u32;
@@ -65,6 +71,11 @@ impl PseudoFs {
             p.children.insert(name.to_string(), id);
         }
         id
+    }
+
+    /// The export at `/`, if there is one: then PUTROOTFH is that export's root directory.
+    pub fn root_export(&self) -> Option<u32> {
+        self.root_export
     }
 
     pub fn node(&self, id: u32) -> Option<&PseudoNode> {

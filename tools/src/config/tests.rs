@@ -305,3 +305,26 @@ fn export_errors() {
     assert_error("[[bucket]]\nname = \"b\"\nkind = \"local\"\npath = \"/b\"\n", &["no [[export]]"]);
     assert!(parse(&export("path = \"/a/b\"\nbucket = \"b\"\nprefix = \"p/\"")).is_ok());
 }
+
+#[test]
+fn nfs_section_defaults_and_checks() {
+    let base = Path::new("/etc/bucketfs");
+    let minimal =
+        "[[bucket]]\nname = \"b\"\nkind = \"local\"\npath = \"/srv/b\"\n[[export]]\npath = \"/data\"\nbucket = \"b\"\n";
+    let c = Config::parse(minimal, base).expect("valid");
+    assert_eq!(c.nfs, NfsConfig::default());
+    assert_eq!(c.nfs.listen.to_string(), "127.0.0.1:2049");
+    let with = format!("{minimal}[nfs]\nlisten = \"0.0.0.0:2049\"\nportmap_listen = \"0.0.0.0:111\"\ncores = 2\nlease = \"30s\"\ngrace = \"10s\"\n");
+    let c = Config::parse(&with, base).expect("valid");
+    assert_eq!((c.nfs.cores, c.nfs.lease, c.nfs.grace), (2, Duration::from_secs(30), Duration::from_secs(10)));
+    assert_eq!(c.nfs.portmap_listen.map(|a| a.port()), Some(111));
+    let err = |text: String| Config::parse(&text, base).expect_err("must fail").to_string();
+    let e = err(format!("{minimal}[nfs]\nlease = \"1s\"\n"));
+    assert!(e.contains("`lease` must be 5s to 1h"), "{e}");
+    let e = err(format!("{minimal}[nfs]\nmount_listen = \"127.0.0.1:2049\"\n"));
+    assert!(e.contains("`mount_listen` 127.0.0.1:2049 is already used"), "{e}");
+    let e = err(format!("{minimal}[nfs]\nport = 1\n"));
+    assert!(e.contains("unknown field `port`"), "{e}");
+    let e = err(format!("{minimal}[[export]]\npath = \"/\"\nbucket = \"b\"\n"));
+    assert!(e.contains("must be the only export"), "{e}");
+}

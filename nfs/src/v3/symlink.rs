@@ -1,0 +1,41 @@
+//! SYMLINK (procedure 10): refused until the write path exists ([`refuse`]).
+
+use crate::v3::attrs::put_wcc_data;
+use crate::v3::refuse::refuse;
+use crate::v3::types::{DirOpArgs, Sattr3, PATH_BYTES_MAX};
+use crate::v3::{Ctx, Procedure};
+use crate::xdr::{Reader, Result, Writer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Args<'a> {
+    pub where_: DirOpArgs<'a>,
+    pub attributes: Sattr3,
+    pub path: &'a [u8],
+}
+
+impl<'a> Args<'a> {
+    pub fn decode(r: &mut Reader<'a>) -> Result<Args<'a>> {
+        Ok(Args {
+            where_: DirOpArgs::decode(r)?,
+            attributes: Sattr3::decode(r)?,
+            path: r.opaque("nfspath3", PATH_BYTES_MAX)?,
+        })
+    }
+}
+
+pub struct Symlink;
+
+impl Procedure for Symlink {
+    const NAME: &'static str = "SYMLINK";
+    type Args<'a> = Args<'a>;
+
+    fn decode<'a>(r: &mut Reader<'a>) -> Result<Args<'a>> {
+        Args::decode(r)
+    }
+
+    async fn run<'a>(ctx: &Ctx<'_>, args: Self::Args<'a>, w: &mut Writer) {
+        let r = refuse(ctx, Self::NAME, &[args.where_.dir]);
+        w.put_u32(r.stat.code());
+        put_wcc_data(w, r.attr(0));
+    }
+}
