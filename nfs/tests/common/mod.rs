@@ -86,6 +86,15 @@ impl Fixture {
 
     /// A fresh engine and server over the same directories (a restart when built again).
     pub fn server(&self) -> Server {
+        self.server_with(false)
+    }
+
+    /// The bucket's `data/` as the only export, at `/` (the NFSv4 root itself).
+    pub fn root_server(&self) -> Server {
+        self.server_with(true)
+    }
+
+    fn server_with(&self, at_root: bool) -> Server {
         let store = Store::open(&device(&self.root.path().join("cache.img")), StoreConfig::default()).unwrap();
         let client = StoreClient::new(&ObjectStoreConfig::Local { root: self.bucket() }).unwrap();
         let buckets = vec![BucketSpec { name: "b".into(), client: Arc::new(client), gets_in_flight_max: 8 }];
@@ -97,13 +106,19 @@ impl Fixture {
         ro.prefix = "ro".into();
         ro.read_only = true;
         let config = EngineConfig { backfill_threads: 1, ..EngineConfig::default() };
-        let engine =
-            Arc::new(Engine::new(config, store, &self.root.path().join("meta"), buckets, vec![data, ro]).unwrap());
-        let everyone = ["0.0.0.0/0", "::/0"].iter().map(|c| c.parse().unwrap()).collect();
-        let policies = vec![
-            ExportPolicy { path: "/data".into(), clients: everyone, read_only: false, root_squash: true },
-            ExportPolicy { root_squash: false, read_only: true, ..ExportPolicy::loopback("/a/b/ro") },
-        ];
+        let everyone: Vec<_> = ["0.0.0.0/0", "::/0"].iter().map(|c| c.parse().unwrap()).collect();
+        let (specs, policies) = if at_root {
+            data.name = "/".into();
+            let policy = ExportPolicy { path: "/".into(), clients: everyone, read_only: false, root_squash: true };
+            (vec![data], vec![policy])
+        } else {
+            let policies = vec![
+                ExportPolicy { path: "/data".into(), clients: everyone, read_only: false, root_squash: true },
+                ExportPolicy { root_squash: false, read_only: true, ..ExportPolicy::loopback("/a/b/ro") },
+            ];
+            (vec![data, ro], policies)
+        };
+        let engine = Arc::new(Engine::new(config, store, &self.root.path().join("meta"), buckets, specs).unwrap());
         let exports = Exports::new(engine.clone(), policies).unwrap();
         let state =
             Arc::new(State::new(StateConfig { lease: Duration::from_secs(90), grace: Duration::from_secs(90) }));
@@ -462,6 +477,11 @@ impl Reply {
             let n = r.u32("count").unwrap();
             (0..n).map(|_| r.u32("flavor").unwrap()).collect()
         })
+    }
+
+    /// The unread bytes (results this reader has no method for).
+    pub fn rest(&self) -> Vec<u8> {
+        self.data[self.pos..].to_vec()
     }
 
     /// Nothing left to read.

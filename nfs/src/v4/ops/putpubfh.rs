@@ -1,6 +1,6 @@
-//! PUTPUBFH (RFC 8881 section 18.20): the public file handle is the pseudo-filesystem's root.
+//! PUTPUBFH (RFC 8881 section 18.20): the public file handle is the root handle (PUTROOTFH).
 
-use crate::v4::fh::Fh;
+use super::putrootfh;
 use crate::v4::{Compound, Status};
 use crate::xdr::{self, Reader, Writer};
 
@@ -10,6 +10,6 @@ pub fn decode(_r: &mut Reader<'_>) -> xdr::Result<()> {
 
 pub async fn op(cx: &mut Compound<'_>, r: &mut Reader<'_>, _w: &mut Writer) -> Result<(), Status> {
     decode(r).map_err(|_| Status::BADXDR)?;
-    cx.current = Some(Fh::Pseudo(0));
+    cx.current = Some(putrootfh::root(cx)?);
     Ok(())
 }
