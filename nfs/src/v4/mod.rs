@@ -5,7 +5,9 @@
 //! reached through the dispatch table there. Client, session and stateid state lives in
 //! [`state::State`], shared by every core behind its own locks. Runs on the connection's core.
 
+pub mod attrs;
 pub mod fh;
+pub mod node;
 pub mod ops;
 pub mod pseudo;
 pub mod state;
@@ -171,7 +173,7 @@ pub struct Compound<'a> {
 }
 
 impl<'a> Compound<'a> {
-    fn new(server: &'a Nfs4, conn: &'a ConnInfo, auth: &'a Auth, minor: u32) -> Compound<'a> {
+    pub fn new(server: &'a Nfs4, conn: &'a ConnInfo, auth: &'a Auth, minor: u32) -> Compound<'a> {
         Compound {
             server,
             conn,
