@@ -50,10 +50,12 @@ impl NfsServer {
                 root_squash: e.root_squash,
             })
             .collect();
-        let exports = Exports::new(engine, policies).map_err(anyhow::Error::msg).context("setting up the NFS exports")?;
+        let exports =
+            Exports::new(engine, policies).map_err(anyhow::Error::msg).context("setting up the NFS exports")?;
         let state_dir = config.cache.metadata_dir.join("nfs4");
-        let state = State::new(StateConfig { lease: config.nfs.lease, grace: config.nfs.grace });
-        let _ = state_dir; // TEMP until the state work lands
+        let state =
+            State::open(StateConfig { lease: config.nfs.lease, grace: config.nfs.grace, dir: Some(state_dir.clone()) })
+                .with_context(|| format!("opening the NFSv4 client records in {}", state_dir.display()))?;
         let rpc = RpcServer::new()
             .with(Arc::new(Nfs3::new(exports.clone())))
             .with(Arc::new(Nfs4::new(exports.clone(), Arc::new(state))))

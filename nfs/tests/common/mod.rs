@@ -120,8 +120,11 @@ impl Fixture {
         };
         let engine = Arc::new(Engine::new(config, store, &self.root.path().join("meta"), buckets, specs).unwrap());
         let exports = Exports::new(engine.clone(), policies).unwrap();
-        let state =
-            Arc::new(State::new(StateConfig { lease: Duration::from_secs(90), grace: Duration::from_secs(90) }));
+        let state = Arc::new(State::new(StateConfig {
+            lease: Duration::from_secs(90),
+            grace: Duration::from_secs(90),
+            dir: None,
+        }));
         let nfs4 = Arc::new(Nfs4::new(exports, state));
         let rpc = RpcServer::new().with(nfs4.clone());
         Server { rpc, nfs4, engine }

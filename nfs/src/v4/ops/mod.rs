@@ -43,7 +43,6 @@ pub mod seek;
 pub mod sequence;
 pub mod setclientid;
 pub mod setclientid_confirm;
-pub mod stateid_shim;
 pub mod test_stateid;
 pub mod verify;
 

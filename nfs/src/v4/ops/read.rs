@@ -3,10 +3,10 @@
 //! caller's mode-bit permission (read or execute) is checked here. Also the I/O preamble of
 //! SEEK and READ_PLUS ([`file_for_io`]).
 
-use super::stateid_shim::IoAccess;
 use crate::v4::attrs::IO_BYTES_MAX;
 use crate::v4::fh::Fh;
 use crate::v4::node::{self, ExportNode, Node, ACCESS4_EXECUTE, ACCESS4_READ};
+use crate::v4::state::IoAccess;
 use crate::v4::state::Stateid;
 use crate::v4::status::from_engine;
 use crate::v4::{Compound, Status};
