@@ -4,6 +4,8 @@
 #   unit, property, simulation, crash (kill -9), real-file and real-S3 (SeaweedFS) tests:
 #   cargo test --workspace
 #   NVMe passthrough: the blockstore tests inside a QEMU guest on an emulated NVMe controller
+#   NFS: the Linux kernel client inside a QEMU guest against `bucketfs serve` (v4.1, v4.2, v3,
+#   checksums, mmap, a server restart under the mounted client)
 #   benchmark smoke: perf's blockstore-bench --smoke (fio side by side, tiny sizes) and
 #   backfill-bench --smoke (engine vs raw ranged GETs on SeaweedFS, tiny sizes)
 set -euo pipefail
@@ -25,6 +27,9 @@ cargo test --workspace
 
 step "blockstore on NVMe passthrough (QEMU guest)"
 bash image/qemu/test-nvme.sh
+
+step "NFS: the Linux kernel client (QEMU guest) mounts v4.1, v4.2, v3; server restart under it"
+bash image/qemu/test-nfs-client.sh
 
 step "benchmark smoke: blockstore vs fio"
 cargo run --release -q -p perf --bin blockstore-bench -- --smoke --device "$repo/target/bench-smoke.img"

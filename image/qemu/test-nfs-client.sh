@@ -78,7 +78,7 @@ bucket = "local"
 EOF
 
 start_server() {
-  "$bin" serve --config "$work/bucketfs.toml" >>"$work/server.log" 2>&1 &
+  RUST_LOG=warn,nfs=info "$bin" serve --config "$work/bucketfs.toml" >>"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
     if grep -q "bucketfs: nfs listening" "$work/server.log" 2>/dev/null && python3 -c "import socket; socket.create_connection(('127.0.0.1', $nfs_port), 1)" 2>/dev/null; then
@@ -176,4 +176,12 @@ if [ "$status" != 0 ]; then
   echo "kernel NFS client test FAILED (guest status $status)"
   exit 1
 fi
+# The restart must have gone through NFSv4 recovery: a grace period for the client the records
+# file remembered, ended early because that client reclaimed its state (RECLAIM_COMPLETE).
+grep -q "NFSv4 grace period begins" "$work/server.log" || { tail -30 "$work/server.log"; echo "no grace period after the restart"; exit 1; }
+grep -q "NFSv4 grace period over: every client reclaimed" "$work/server.log" || { tail -30 "$work/server.log"; echo "the client did not reclaim its state"; exit 1; }
+grep "NFSv4 grace period" "$work/server.log" | sed 's/^/   server: /'
+kill -TERM "$server_pid"
+wait "$server_pid" || { tail -30 "$work/server.log"; echo "the server did not stop cleanly on SIGTERM"; exit 1; }
+server_pid=""
 echo "== kernel NFS client test passed"
