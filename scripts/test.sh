@@ -3,6 +3,7 @@
 #   lint: cargo fmt --check, cargo clippy -D warnings
 #   unit, property, simulation, crash (kill -9), real-file and real-S3 (SeaweedFS) tests:
 #   cargo test --workspace
+#   fuzzing: every nfs/fuzz target for a bounded time (scripts/fuzz.sh)
 #   NVMe passthrough: the blockstore tests inside a QEMU guest on an emulated NVMe controller
 #   NFS: the Linux kernel client inside a QEMU guest against `bucketfs serve` (v4.1, v4.2, v3,
 #   checksums, mmap, a server restart under the mounted client)
@@ -24,6 +25,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
 cargo test --workspace
+
+step "fuzz: RPC, NFSv3, MOUNT/portmap and NFSv4 COMPOUND decoders (cargo-fuzz, 20 s per target)"
+bash scripts/fuzz.sh 20
 
 step "blockstore on NVMe passthrough (QEMU guest)"
 bash image/qemu/test-nvme.sh
