@@ -33,8 +33,11 @@ use rand::{RngCore, SeedableRng};
 
 const GANESHA_TEMPLATE: &str = include_str!("../../ganesha/ganesha.conf.in");
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// fio is killed when it runs this much past its runtime (libnfs can hang on a dead server).
-const FIO_GRACE: Duration = Duration::from_secs(60);
+/// fio is killed when it runs this much past its runtime, and the run is tried again, up to
+/// `FIO_ATTEMPTS` times: now and then one job of fio's nfs engine never completes (seen against
+/// ganesha over NFSv3: a job left waiting on its MOUNT connection after its reads).
+const FIO_GRACE: Duration = Duration::from_secs(20);
+const FIO_ATTEMPTS: u32 = 3;
 
 #[derive(Parser, Clone)]
 #[command(about = "bucketfs vs nfs-ganesha over NFS (fio's nfs engine), side by side")]
@@ -570,7 +573,7 @@ fn warm(args: &Args, cpus: &Cpus, url: &str, files: &[String]) -> anyhow::Result
 fn fio_global(url: &str, rw: &str, bs: u64, iodepth: u32, size: u64) -> String {
     format!(
         "[global]\nioengine=nfs\nnfs_url={url}\nrw={rw}\nbs={bs}\niodepth={iodepth}\nsize={size}\n\
-         group_reporting=1\nrandrepeat=0\n\n"
+         group_reporting=1\nrandrepeat=0\nthread=1\n\n"
     )
 }
 
@@ -589,8 +592,46 @@ fn run_fio(args: &Args, cpus: &Cpus, url: &str, files: &[String], workload: Work
     parse_measure(&json)
 }
 
-/// Runs fio on a job file under a time limit; its JSON output.
+/// Runs fio on a job file under a time limit, up to `FIO_ATTEMPTS` times while it hangs; its
+/// JSON output. Other failures are not retried.
 fn fio_json(args: &Args, cpus: &Cpus, job: &str, name: &str, limit: Duration) -> anyhow::Result<serde_json::Value> {
+    let mut attempt = 1;
+    loop {
+        match fio_json_once(args, cpus, job, name, limit) {
+            Err(FioError::Hung(e)) if attempt < FIO_ATTEMPTS => {
+                eprintln!("{name}: {e:#}; trying again");
+                attempt += 1;
+            }
+            Err(FioError::Hung(e) | FioError::Failed(e)) => return Err(e),
+            Ok(json) => return Ok(json),
+        }
+    }
+}
+
+enum FioError {
+    Hung(anyhow::Error),
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for FioError {
+    fn from(e: anyhow::Error) -> FioError {
+        FioError::Failed(e)
+    }
+}
+
+impl From<std::io::Error> for FioError {
+    fn from(e: std::io::Error) -> FioError {
+        FioError::Failed(e.into())
+    }
+}
+
+fn fio_json_once(
+    args: &Args,
+    cpus: &Cpus,
+    job: &str,
+    name: &str,
+    limit: Duration,
+) -> Result<serde_json::Value, FioError> {
     let job_path = args.dir.join(format!("{name}.fio"));
     std::fs::write(&job_path, job)?;
     let out_path = args.dir.join(format!("{name}.json"));
@@ -611,14 +652,16 @@ fn fio_json(args: &Args, cpus: &Cpus, job: &str, name: &str, limit: Duration) ->
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("fio still running after {} s: killed (a hung NFS client or server)", limit.as_secs());
+            let e =
+                anyhow::anyhow!("fio still running after {} s: killed (a hung NFS client or server)", limit.as_secs());
+            return Err(FioError::Hung(e));
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     let stderr = stderr.lines().filter(|l| !l.trim().is_empty()).take(3).collect::<Vec<_>>().join(" / ");
     if !status.success() {
-        bail!("fio failed ({status}): {stderr}");
+        return Err(anyhow::anyhow!("fio failed ({status}): {stderr}").into());
     }
     let text = std::fs::read_to_string(&out_path).with_context(|| format!("reading {}", out_path.display()))?;
     // fio may print notes before the JSON object.
@@ -626,7 +669,7 @@ fn fio_json(args: &Args, cpus: &Cpus, job: &str, name: &str, limit: Duration) ->
     let json: serde_json::Value = serde_json::from_str(&text[start..]).context("parsing fio's JSON")?;
     let job_error = json.pointer("/jobs/0/error").and_then(|v| v.as_i64()).unwrap_or(0);
     if job_error != 0 {
-        bail!("fio job error {job_error}: {stderr}");
+        return Err(anyhow::anyhow!("fio job error {job_error}: {stderr}").into());
     }
     Ok(json)
 }
