@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,9 +34,11 @@ use rand::{RngCore, SeedableRng};
 
 const GANESHA_TEMPLATE: &str = include_str!("../../ganesha/ganesha.conf.in");
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// fio is killed when it runs this much past its runtime, and the run is tried again, up to
-/// `FIO_ATTEMPTS` times: now and then one job of fio's nfs engine never completes (seen against
-/// ganesha over NFSv3: a job left waiting on its MOUNT connection after its reads).
+/// fio is killed (with its job processes: its own process group) when it runs this much past its
+/// runtime, and the run is tried again, up to `FIO_ATTEMPTS` times: now and then one job of fio's
+/// nfs engine never completes (seen against ganesha over NFSv3: a job left waiting on its MOUNT
+/// connection after its reads). fio's jobs stay processes: as threads (`thread=1`) the nfs
+/// engine crashed (SIGSEGV) over NFSv4.
 const FIO_GRACE: Duration = Duration::from_secs(20);
 const FIO_ATTEMPTS: u32 = 3;
 
@@ -573,7 +576,7 @@ fn warm(args: &Args, cpus: &Cpus, url: &str, files: &[String]) -> anyhow::Result
 fn fio_global(url: &str, rw: &str, bs: u64, iodepth: u32, size: u64) -> String {
     format!(
         "[global]\nioengine=nfs\nnfs_url={url}\nrw={rw}\nbs={bs}\niodepth={iodepth}\nsize={size}\n\
-         group_reporting=1\nrandrepeat=0\nthread=1\n\n"
+         group_reporting=1\nrandrepeat=0\n\n"
     )
 }
 
@@ -642,6 +645,7 @@ fn fio_json_once(
         .arg(&job_path)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&err_path)?)
+        .process_group(0)
         .spawn()
         .with_context(|| format!("starting {}", args.fio.display()))?;
     let deadline = Instant::now() + limit;
@@ -650,6 +654,10 @@ fn fio_json_once(
             break status;
         }
         if Instant::now() > deadline {
+            // fio's job processes are in its process group (fio leads it).
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
             let e =
