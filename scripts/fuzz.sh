@@ -15,6 +15,8 @@ case "$seconds" in '' | *[!0-9]*) echo "usage: $0 [seconds_per_target]" >&2; exi
 sanitizer=(--sanitizer "${FUZZ_SANITIZER:-address}")
 
 cd "$fuzz_dir"
+cargo +nightly fuzz --version >/dev/null 2>&1 \
+  || { echo "fuzz: cargo-fuzz or the nightly toolchain is missing: run scripts/install-test-deps.sh" >&2; exit 1; }
 if [ -n "${FUZZ_TARGETS:-}" ]; then
   read -r -a targets <<<"$FUZZ_TARGETS"
 else

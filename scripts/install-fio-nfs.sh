@@ -29,8 +29,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The source of the fio the system would install, from the same release.
-version="$(apt-cache show --no-all-versions fio | sed -n 's/^Version: //p' | head -1)"
-[ -n "$version" ] || { log "apt-cache knows no fio package (run apt-get update)"; exit 1; }
+fio_version() { apt-cache show --no-all-versions fio 2>/dev/null | sed -n 's/^Version: //p' | head -1; }
+version="$(fio_version)"
+if [ -z "$version" ]; then
+  apt_get update >/dev/null
+  version="$(fio_version)"
+fi
+[ -n "$version" ] || { log "apt knows no fio package"; exit 1; }
 codename="$(. /etc/os-release && echo "${VERSION_CODENAME:?}")"
 work="$(mktemp -d /tmp/fio-nfs-build.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
