@@ -8,7 +8,8 @@
 #   NFS: the Linux kernel client inside a QEMU guest against `bucketfs serve` (v4.1, v4.2, v3,
 #   checksums, mmap, a server restart under the mounted client)
 #   benchmark smoke: perf's blockstore-bench --smoke (fio side by side, tiny sizes) and
-#   backfill-bench --smoke (engine vs raw ranged GETs on SeaweedFS, tiny sizes)
+#   backfill-bench --smoke (engine vs raw ranged GETs on SeaweedFS, tiny sizes), nfs-bench --smoke
+#   (bucketfs vs nfs-ganesha through fio's nfs engine, tiny sizes)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -40,5 +41,9 @@ cargo run --release -q -p perf --bin blockstore-bench -- --smoke --device "$repo
 
 step "benchmark smoke: engine read path vs raw ranged GETs (SeaweedFS)"
 cargo run --release -q -p perf --bin backfill-bench -- --smoke --dir "$repo/target/backfill-smoke"
+
+step "benchmark smoke: bucketfs vs nfs-ganesha over NFSv3 and NFSv4 (fio nfs engine)"
+cargo build --release -q -p bucketfs
+cargo run --release -q -p perf --bin nfs-bench -- --smoke --dir "$repo/target/nfs-bench-smoke"
 
 step "all tests passed"

@@ -18,6 +18,7 @@ impl<'a> Args<'a> {
 pub fn serve(mount: &Mount, call: &Call<'_>) -> Result<()> {
     let args = Args::decode(&mut Reader::new(call.args))?;
     let path = String::from_utf8_lossy(args.dirpath).into_owned();
+    tracing::debug!(peer = %call.conn.peer, path, "unmounted");
     mount.mounts().remove(&(call.conn.peer.ip().to_string(), path));
     Ok(())
 }
