@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Linux kernel NFS client against `bucketfs serve`: boots a QEMU guest (TCG) whose kernel
-# mounts the host's bucketfs over NFSv4.1, NFSv4.2 and NFSv3, lists a directory of thousands of
-# files, reads files and compares their checksums with the bucket's, reads one through mmap, and
-# then (NFSv4.2) restarts the server under the mounted client while it holds an open file: the
+# mounts the host's bucketfs over NFSv4.1, NFSv4.2 (nconnect=2) and NFSv3, lists a directory of
+# thousands of files, reads files and compares their checksums with the bucket's, reads one
+# through mmap, and then (NFSv4.2) restarts the server under the mounted client while it holds an open file: the
 # client must keep reading through the same handle and open state afterwards.
 #
 # Host side: a local-directory bucket with the files, `bucketfs serve --config` on free loopback
@@ -123,7 +123,9 @@ for v in 4.1 4.2 3; do
   if [ "$v" = 3 ]; then
     mount -t nfs -o vers=3,proto=tcp,port=$NFS_PORT,mountport=$MOUNT_PORT,mountproto=tcp,nolock,addr=$H $H:/data "/hostroot$m" || fail "mount vers=3"
   else
-    mount -t nfs4 -o vers=$v,port=$NFS_PORT,addr=$H $H:/data "/hostroot$m" || fail "mount vers=$v"
+    # 4.2 with nconnect=2: two TCP connections sharing one session (spread over the server's cores).
+    extra=; [ "$v" = 4.2 ] && extra=,nconnect=2
+    mount -t nfs4 -o vers=$v,port=$NFS_PORT,addr=$H$extra $H:/data "/hostroot$m" || fail "mount vers=$v$extra"
   fi
   grep " /hostroot$m " /proc/mounts
   check_tree "$m"
