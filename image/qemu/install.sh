@@ -5,10 +5,14 @@
 #
 #   * adds a bookworm-backports apt source if none is configured;
 #   * installs qemu-system-x86 from bookworm-backports (matches the preinstalled qemu-utils 10.0;
-#     the plain bookworm qemu-system-x86 conflicts with it), busybox-static, cpio, kmod (depmod), xz-utils;
-#   * downloads the Debian guest kernel (linux-image-6.1.0-<N>-amd64, N as named by
-#     `apt-cache depends linux-image-amd64`), unpacks it with `dpkg -x` into the cache directory
-#     (never installs it on the host) and runs `depmod -b` on it.
+#     the plain bookworm qemu-system-x86 conflicts with it), busybox-static, cpio, kmod (depmod),
+#     xz-utils, zstd;
+#   * downloads the Debian guest kernel from bookworm-backports (linux-image-6.12.<N>+deb12-amd64,
+#     as named by `apt-cache depends -t bookworm-backports linux-image-amd64`), unpacks it with
+#     `dpkg -x` into the cache directory (never installs it on the host) and runs `depmod -b` on it.
+#     Not bookworm's 6.1: its NVMe passthrough IOPOLL polls a bio that completion may already have
+#     freed and panicked the guest in bio_poll (Linux 6.5 polls the request instead), and the
+#     passthrough IOPOLL path must be exercised.
 #
 # Cache directory: ${BUCKETFS_QEMU_DIR:-/var/cache/bucketfs-qemu}. Layout:
 #   $DIR/kernel/<pkg>/boot/vmlinuz-<kver>, .../boot/vmlinux-<kver> (decompressed, for PVH boot),
@@ -37,25 +41,33 @@ export DEBIAN_FRONTEND=noninteractive
 have_tools() {
   command -v qemu-system-x86_64 >/dev/null 2>&1 &&
     [ -x /bin/busybox ] && dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' &&
-    command -v cpio >/dev/null 2>&1 && command -v xz >/dev/null 2>&1 &&
+    command -v cpio >/dev/null 2>&1 && command -v xz >/dev/null 2>&1 && command -v zstd >/dev/null 2>&1 &&
     { command -v depmod >/dev/null 2>&1 || [ -x /sbin/depmod ]; }
 }
+# The kernel line the cache must hold; a cached kernel of another line is replaced.
+KLINE_WANTED=bookworm-backports-6.12
 have_kernel() {
   [ -f "$QDIR/kernel.env" ] || return 1
   # shellcheck disable=SC1091
-  ( . "$QDIR/kernel.env" && [ -f "$VMLINUZ" ] && [ -f "$MODDIR/modules.dep" ] &&
+  ( . "$QDIR/kernel.env" && [ "${KLINE:-}" = "$KLINE_WANTED" ] && [ -f "$VMLINUZ" ] && [ -f "$MODDIR/modules.dep" ] &&
     { [ -f "$KERNEL_ROOT/boot/vmlinux-$KVER" ] || [ -f "$KERNEL_ROOT/boot/.no-vmlinux" ]; } )
 }
-# Decompress the bzImage's payload (Debian 6.1: xz) to an ELF vmlinux. QEMU boots that directly
-# through its PVH entry point (CONFIG_PVH=y), skipping the in-guest decompression that costs
-# about 5 s under TCG. On failure run-guest.sh falls back to the bzImage.
+# Decompress the bzImage's payload (Debian 6.12: zstd; 6.1: xz) to an ELF vmlinux. QEMU boots
+# that directly through its PVH entry point (CONFIG_PVH=y), skipping the in-guest decompression
+# that costs about 5 s under TCG. On failure run-guest.sh falls back to the bzImage.
 extract_vmlinux() {  # extract_vmlinux VMLINUZ OUT
   local off
   rm -f "$2.tmp"
-  off=$(LC_ALL=C grep -abo $'\xfd\x37\x7a\x58\x5a\x00' "$1" | head -n1 | cut -d: -f1 || true)
+  # the decompressors complain about the bytes after the stream; what they decoded is complete
+  off=$(LC_ALL=C grep -abo $'\x28\xb5\x2f\xfd' "$1" | head -n1 | cut -d: -f1 || true)
   if [ -n "$off" ]; then
-    # xz complains about the bytes after the stream; what it decoded is complete nonetheless
-    tail -c +$((off + 1)) "$1" | xz -dc 2>/dev/null > "$2.tmp" || true
+    tail -c +$((off + 1)) "$1" | zstd -dcq 2>/dev/null > "$2.tmp" || true
+  fi
+  if ! { [ -s "$2.tmp" ] && head -c 4 "$2.tmp" | grep -q 'ELF'; }; then
+    off=$(LC_ALL=C grep -abo $'\xfd\x37\x7a\x58\x5a\x00' "$1" | head -n1 | cut -d: -f1 || true)
+    if [ -n "$off" ]; then
+      tail -c +$((off + 1)) "$1" | xz -dc 2>/dev/null > "$2.tmp" || true
+    fi
   fi
   if [ -s "$2.tmp" ] && head -c 4 "$2.tmp" | grep -q 'ELF'; then
     mv "$2.tmp" "$2"
@@ -109,11 +121,11 @@ fi
 if ! have_tools; then
   # Lists may be missing entirely on a fresh machine (or lack backports).
   if ! apt-cache policy qemu-system-x86 2>/dev/null | grep -q bookworm-backports; then apt_update; fi
-  log "installing qemu-system-x86 (bookworm-backports), busybox-static, cpio, kmod, xz-utils"
+  log "installing qemu-system-x86 (bookworm-backports), busybox-static, cpio, kmod, xz-utils, zstd"
   # --no-install-recommends: we need neither the GUI nor the extra firmware; bios (seabios) is a
   # hard dependency. The virtio NIC is created with romfile= so ipxe ROMs are not needed.
   "${APT[@]}" install -y -q --no-install-recommends -t bookworm-backports \
-    qemu-system-x86 busybox-static cpio kmod xz-utils
+    qemu-system-x86 busybox-static cpio kmod xz-utils zstd
 fi
 have_tools || { log "tools still missing after install"; exit 1; }
 
@@ -126,12 +138,12 @@ fi
 if [ "$REFRESH" = 1 ] || ! have_kernel; then
   [ "$REFRESH" = 1 ] && apt_update
   resolve_pkg() {
-    apt-cache depends linux-image-amd64 2>/dev/null |
-      sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1
+    apt-cache depends -t bookworm-backports linux-image-amd64 2>/dev/null |
+      sed -n 's/^ *Depends: \(linux-image-6\.12\.[0-9]*+deb12-amd64\)$/\1/p' | head -n1
   }
   PKG=$(resolve_pkg || true)
   if [ -z "$PKG" ]; then apt_update; PKG=$(resolve_pkg || true); fi
-  [ -n "$PKG" ] || { log "cannot resolve the kernel package from 'apt-cache depends linux-image-amd64'"; exit 1; }
+  [ -n "$PKG" ] || { log "cannot resolve the kernel package from 'apt-cache depends -t bookworm-backports linux-image-amd64'"; exit 1; }
   KVER=${PKG#linux-image-}
   ROOT=$QDIR/kernel/$PKG
   log "guest kernel: $PKG -> $ROOT"
@@ -158,6 +170,7 @@ if [ "$REFRESH" = 1 ] || ! have_kernel; then
   mv "$TMP/root" "$ROOT"
   rm -rf "$TMP"; trap - EXIT
   cat > "$QDIR/kernel.env.tmp" <<EOF
+KLINE=$KLINE_WANTED
 KPKG=$PKG
 KVER=$KVER
 KERNEL_ROOT=$ROOT
@@ -165,6 +178,10 @@ VMLINUZ=$ROOT/boot/vmlinuz-$KVER
 MODDIR=$ROOT/$MODREL
 EOF
   mv "$QDIR/kernel.env.tmp" "$QDIR/kernel.env"
+  # kernels of other lines or versions are no longer used
+  for old in "$QDIR"/kernel/linux-image-*; do
+    [ "$old" = "$ROOT" ] || rm -rf "$old"
+  done
 fi
 
 log "done in $(( $(date +%s) - T0 )) s ($(qemu-system-x86_64 --version | head -n1); $(. "$QDIR/kernel.env"; echo "kernel $KVER"))"

@@ -138,14 +138,21 @@ build_initramfs() {
   mknod -m 600 "$st/dev/console" c 5 1 2>/dev/null || true
   mknod -m 666 "$st/dev/null" c 1 3 2>/dev/null || true
   local order; order=$(module_order $MODULES)
-  local m
+  local m loaded=()
   for m in $order; do
     mkdir -p "$st/lib/modules/$KVER/$(dirname "$m")"
-    cp "$MODDIR/$m" "$st/lib/modules/$KVER/$m"
+    # Compressed modules (Debian 6.12 ships .ko.xz) go in decompressed: busybox insmod hands the
+    # bytes to init_module as they are.
+    case $m in
+      *.ko.xz) xz -dc "$MODDIR/$m" > "$st/lib/modules/$KVER/${m%.xz}"; m=${m%.xz} ;;
+      *.ko.zst) zstd -dcq "$MODDIR/$m" > "$st/lib/modules/$KVER/${m%.zst}"; m=${m%.zst} ;;
+      *) cp "$MODDIR/$m" "$st/lib/modules/$KVER/$m" ;;
+    esac
+    loaded+=("$m")
   done
   cp "$MODDIR"/modules.builtin "$MODDIR"/modules.builtin.modinfo "$MODDIR"/modules.order "$st/lib/modules/$KVER/" 2>/dev/null || true
   depmod -b "$st" "$KVER" 2>/dev/null || /sbin/depmod -b "$st" "$KVER"
-  printf '%s\n' $order > "$st/etc/bucketfs/modules"
+  printf '%s\n' "${loaded[@]}" > "$st/etc/bucketfs/modules"
   echo "$KVER" > "$st/etc/bucketfs/kver"
   echo 'root:x:0:0:root:/root:/bin/sh' > "$st/etc/passwd"
   echo 'root:x:0:' > "$st/etc/group"

@@ -20,8 +20,10 @@
 //! Results: a CQE result below zero is `-errno` from the kernel; above zero it is the NVMe status
 //! field (status code type and code), reported as "NVMe status 0x...".
 //!
-//! IOPOLL: when asked and the namespace's block queue reports poll queues (`queue/io_poll`, the
-//! nvme driver loaded with `poll_queues=N`), the ring is built with `IORING_SETUP_IOPOLL`;
+//! IOPOLL: when asked, on Linux 6.5 or later (earlier kernels poll passthrough commands through
+//! a bio that may already be freed), and the namespace's block queue reports poll queues
+//! (`queue/io_poll`, the nvme driver loaded with `poll_queues=N`), the ring is built with
+//! `IORING_SETUP_IOPOLL`;
 //! passthrough flushes are fine on a polled ring. Otherwise the ring is interrupt-driven and
 //! [`DeviceInfo::polled`] says so. The ring machinery is shared with the file backend; see
 //! [`super::uring_file`].
@@ -177,10 +179,16 @@ impl UringNvmeDevice {
         let limits = queue_limits(block.as_deref(), namespace.lba_shift).map_err(fail)?;
         let max_transfer_bytes = limits.transfer_bytes;
         let io_poll = block.as_deref().and_then(|b| sysfs_read_u64(b, "queue/io_poll"));
-        // Poll only when sysfs confirms poll queues: on Linux 6.1 a passthrough command on an
-        // IOPOLL ring that completes through an interrupt queue corrupts the ring's poll state
-        // and panics the kernel on the next poll.
+        // Poll only on a kernel whose passthrough polling is sound, and only when sysfs confirms
+        // poll queues: on Linux 6.1 a passthrough command on an IOPOLL ring that completes
+        // through an interrupt queue corrupts the ring's poll state and panics the kernel on the
+        // next poll.
+        let kernel = passthrough_iopoll_kernel_check(kernel_release().as_deref());
+        if let (true, Err(reason)) = (iopoll, &kernel) {
+            tracing::warn!(device = %name, "IOPOLL requested but {reason}; using interrupts");
+        }
         let try_poll = iopoll
+            && kernel.is_ok()
             && match io_poll {
                 Some(1) => true,
                 Some(_) => {
@@ -428,6 +436,34 @@ fn block_device_name(path: &Path) -> Option<String> {
     file_name.strip_prefix("ng").map(|rest| format!("nvme{rest}"))
 }
 
+/// The running kernel's release (`uname -r`), from procfs.
+fn kernel_release() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string())
+}
+
+/// The first kernel whose NVMe passthrough IOPOLL polls the request itself ("nvme: improved uring
+/// polling", Linux 6.5). Before it the poll went through a bio cookie that the command's
+/// completion may already have freed: the QEMU guest on Debian's 6.1.192 panicked in `bio_poll`
+/// under `nvme_ns_head_chr_uring_cmd_iopoll` while the store ran on a polled ring.
+const PASSTHROUGH_IOPOLL_KERNEL_MIN: (u32, u32) = (6, 5);
+
+/// Whether passthrough IOPOLL is safe on kernel `release`; the error says why not.
+fn passthrough_iopoll_kernel_check(release: Option<&str>) -> Result<(), String> {
+    let (major_min, minor_min) = PASSTHROUGH_IOPOLL_KERNEL_MIN;
+    let Some(release) = release else {
+        return Err("the kernel release is unknown (no /proc/sys/kernel/osrelease)".to_string());
+    };
+    let mut numbers = release.split(|c: char| !c.is_ascii_digit()).map(str::parse::<u32>);
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) if (major, minor) >= (major_min, minor_min) => Ok(()),
+        (Some(Ok(_)), Some(Ok(_))) => Err(format!(
+            "kernel {release} polls NVMe passthrough through a bio the completion may have freed \
+             (fixed in Linux {major_min}.{minor_min})"
+        )),
+        _ => Err(format!("kernel release {release:?} is not MAJOR.MINOR...")),
+    }
+}
+
 fn sysfs_read_u64(block: &str, attr: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/sys/block/{block}/{attr}")).ok()?.trim().parse().ok()
 }
@@ -573,6 +609,20 @@ mod tests {
     }
 
     #[test]
+    fn passthrough_iopoll_needs_linux_6_5() {
+        use super::passthrough_iopoll_kernel_check as check;
+        assert!(check(Some("6.12.95+deb12-amd64")).is_ok());
+        assert!(check(Some("6.5.0")).is_ok());
+        assert!(check(Some("7.0.1-arch1")).is_ok());
+        assert!(check(Some("6.18.44-fc-v445")).is_ok());
+        let old = check(Some("6.1.0-56-amd64")).unwrap_err();
+        assert!(old.contains("6.1.0-56-amd64") && old.contains("6.5"), "{old}");
+        assert!(check(Some("5.19.17")).is_err());
+        assert!(check(Some("unknown")).is_err());
+        assert!(check(None).is_err());
+    }
+
+    #[test]
     fn queue_limits_default_without_sysfs() {
         let limits = queue_limits(None, 9).expect("limits");
         assert_eq!(limits.transfer_bytes, TRANSFER_BYTES_DEFAULT);
@@ -606,6 +656,8 @@ mod tests {
         );
         if !iopoll {
             assert!(!dev.info().polled);
+        } else if passthrough_iopoll_kernel_check(kernel_release().as_deref()).is_err() {
+            assert!(!dev.info().polled, "a kernel before 6.5 must not poll passthrough");
         } else if let Some(io_poll) = sysfs {
             assert_eq!(dev.info().polled, io_poll == 1, "polled must follow the poll queues");
         }
