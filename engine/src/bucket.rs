@@ -97,6 +97,10 @@ pub struct Bucket {
     retry: RetryPolicy,
     counters: Counters,
     get_latency: LatencyRecorder,
+    /// Keys with a queued delete or copy-away not yet done (count of operations): listings
+    /// do not show them, so a removed or renamed entry does not come back meanwhile. A
+    /// directory's marker key (`dir/`) hides the common prefix of that name too.
+    pending_keys: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 /// The kinds of request counted (index into the counters).
@@ -129,7 +133,33 @@ impl Bucket {
             retry,
             counters: Counters::default(),
             get_latency: LatencyRecorder::new(),
+            pending_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u32>> {
+        // Single inserts and removes only: a poisoned map is consistent.
+        self.pending_keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hides `key` from listings until [`Bucket::unhide`] (counted).
+    pub fn hide(&self, key: &str) {
+        *self.pending().entry(key.to_string()).or_insert(0) += 1;
+    }
+
+    pub fn unhide(&self, key: &str) {
+        let mut pending = self.pending();
+        if let Some(n) = pending.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                pending.remove(key);
+            }
+        }
+    }
+
+    /// Whether listings must not show `key` (an object, or a common prefix ending in `/`).
+    pub fn is_hidden(&self, key: &str) -> bool {
+        self.pending().contains_key(key)
     }
 
     pub fn name(&self) -> &str {
@@ -171,6 +201,10 @@ impl Bucket {
 
     pub(crate) fn count_retry(&self) {
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_sent(&self, bytes: u64) {
+        self.counters.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn count_received(&self, bytes: u64) {

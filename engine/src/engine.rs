@@ -48,6 +48,8 @@ pub struct EngineConfig {
     /// Fetched blocks also kept in memory, oldest dropped first (0: none).
     pub recent_bytes_max: u64,
     pub retry: RetryPolicy,
+    /// The write path: buffering, publishing to the bucket.
+    pub write: crate::write::WriteConfig,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +61,7 @@ impl Default for EngineConfig {
             backfill_threads: 2,
             recent_bytes_max: 256 << 20,
             retry: RetryPolicy::default(),
+            write: crate::write::WriteConfig::default(),
         }
     }
 }
@@ -162,6 +165,7 @@ pub struct Engine {
     pub(crate) counters: Counters,
     read_latency: LatencyRecorder,
     started: Instant,
+    pub(crate) writes: crate::write::WriteBack,
 }
 
 impl std::fmt::Debug for Engine {
@@ -214,6 +218,7 @@ impl Engine {
             let ns = Namespace::open(spec, bucket, meta.clone())?;
             namespaces.insert(ns.export_id(), Arc::new(ns));
         }
+        let config_write = config.write.clone();
         Ok(Engine {
             readahead: ReadAhead::new(config.block_bytes, config.read_ahead_bytes_max, config.fetch_bytes),
             config,
@@ -226,6 +231,7 @@ impl Engine {
             counters: Counters::default(),
             read_latency: LatencyRecorder::new(),
             started: Instant::now(),
+            writes: crate::write::WriteBack::new(config_write),
         })
     }
 
@@ -305,13 +311,31 @@ impl Engine {
         if rec.kind == Kind::Dir {
             return Err(EngineError::IsADirectory { op, path: ns.display(&rec.path) });
         }
-        let size = rec.size;
+        if rec.kind == Kind::Symlink {
+            return Err(EngineError::Invalid { op, path: ns.display(&rec.path), detail: "a symbolic link".into() });
+        }
+        if rec.local.is_some() {
+            return self.read_local(ns, rec, offset, len).await;
+        }
+        let target = self.target(ns, rec);
+        self.read_target(ns, &target, offset, len).await
+    }
+
+    /// Reads from one version of an object as the cache addresses it.
+    pub(crate) async fn read_target(
+        &self,
+        ns: &Namespace,
+        target: &Arc<FetchTarget>,
+        offset: u64,
+        len: u64,
+    ) -> Result<ReadReply> {
+        let size = target.size;
         if offset >= size || len == 0 {
             return Ok(ReadReply { chunks: Vec::new(), eof: offset >= size });
         }
         let end = offset.saturating_add(len).min(size);
         let bb = self.config.block_bytes;
-        let target = self.target(ns, rec);
+        let target = target.clone();
         // Ask the cache for every block at once.
         let mut pieces = Vec::new();
         for block in offset / bb..=(end - 1) / bb {
@@ -356,7 +380,7 @@ impl Engine {
             }
         }
         // Read-ahead for a sequential stream (after the demand misses, so they go first).
-        let ahead = self.readahead.on_read(rec.ino, offset, end - offset, size);
+        let ahead = self.readahead.on_read(target.ino, offset, end - offset, size);
         if !misses.is_empty() {
             // Demand misses and the read-ahead go to the backfill together, so contiguous blocks
             // share one GET (on a miss the network dominates; checking the cache first is cheap).
@@ -440,6 +464,7 @@ impl Engine {
             cache,
             buckets: self.buckets.values().map(|b| b.stats()).collect(),
             keys_skipped: self.exports.values().map(|ns| ns.keys_skipped.load(Ordering::Relaxed)).sum(),
+            writes: self.write_stats(),
         }
     }
 

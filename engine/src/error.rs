@@ -37,6 +37,21 @@ pub enum EngineError {
     Metadata { op: &'static str, detail: String },
     #[error("{op}: unknown {what} {name:?}")]
     Unknown { op: &'static str, what: &'static str, name: String },
+    /// The name is taken (an exclusive or guarded create, a mkdir).
+    #[error("{op} {path}: file exists")]
+    Exists { op: &'static str, path: String },
+    /// A directory that must be empty is not.
+    #[error("{op} {path}: directory not empty")]
+    NotEmpty { op: &'static str, path: String },
+    /// No room: the cache is full of data the bucket does not have yet.
+    #[error("{op} {path}: no space: {detail}")]
+    NoSpace { op: &'static str, path: String, detail: String },
+    /// The filesystem does not do this (hard links).
+    #[error("{op} {path}: not supported: {detail}")]
+    NotSupported { op: &'static str, path: String, detail: String },
+    /// A rename between exports.
+    #[error("{op} {path}: across exports")]
+    CrossExport { op: &'static str, path: String },
     /// The engine is shutting down.
     #[error("{op}: engine is shutting down")]
     ShuttingDown { op: &'static str },
@@ -50,7 +65,12 @@ impl EngineError {
             | EngineError::IsADirectory { .. }
             | EngineError::Stale { .. }
             | EngineError::Invalid { .. }
-            | EngineError::Unknown { .. } => Action::FixInput,
+            | EngineError::Unknown { .. }
+            | EngineError::Exists { .. }
+            | EngineError::NotEmpty { .. }
+            | EngineError::NotSupported { .. }
+            | EngineError::CrossExport { .. } => Action::FixInput,
+            EngineError::NoSpace { .. } => Action::Retry,
             EngineError::Changed { .. } => Action::Retry,
             EngineError::Bucket { source, .. } => {
                 if source.is_retryable() {

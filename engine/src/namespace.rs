@@ -320,13 +320,24 @@ impl Namespace {
         FileHandle { store_id: self.meta.store_id(), export: self.export_id, ino: rec.ino, generation: rec.generation }
     }
 
+    /// Replaces the in-memory record (the write path's changes; durable ones are committed to
+    /// the metadata store by the caller).
+    pub(crate) fn remember_record(&self, rec: InodeRecord) -> Arc<InodeRecord> {
+        self.remember(rec)
+    }
+
+    /// The record was just checked against the bucket (or written to it).
+    pub(crate) fn mark_validated(&self, ino: u64) {
+        lock(&self.validated).insert(ino, Instant::now());
+    }
+
     fn remember(&self, rec: InodeRecord) -> Arc<InodeRecord> {
         let rec = Arc::new(rec);
         self.records.write().unwrap_or_else(|p| p.into_inner()).insert(rec.ino, rec.clone());
         rec
     }
 
-    fn forget_ino(&self, ino: u64) {
+    pub(crate) fn forget_ino(&self, ino: u64) {
         self.records.write().unwrap_or_else(|p| p.into_inner()).remove(&ino);
         lock(&self.validated).remove(&ino);
     }
@@ -438,6 +449,9 @@ impl Namespace {
                 if name.is_empty() {
                     continue; // the directory's own marker
                 }
+                if self.bucket.is_hidden(&obj.key) {
+                    continue; // removed or renamed here; the delete is queued
+                }
                 if let Some(why) = invalid_name(name) {
                     self.report_skip(&obj.key, why);
                     continue;
@@ -445,6 +459,9 @@ impl Namespace {
                 files.insert(name.to_string(), obj);
             }
             for p in page.prefixes {
+                if self.bucket.is_hidden(&p) {
+                    continue; // a directory removed or renamed here
+                }
                 let name = p.get(list_prefix.len()..p.len().saturating_sub(1)).unwrap_or("");
                 if let Some(why) = invalid_name(name) {
                     self.report_skip(&p, why);
@@ -500,7 +517,20 @@ impl Namespace {
                 .into_iter()
                 .collect()
         };
-        let present: HashSet<&str> = observed.iter().map(|o| base_name(&o.path)).collect();
+        let mut present: HashSet<&str> = observed.iter().map(|o| base_name(&o.path)).collect();
+        // Entries made or changed here and not yet in the bucket stay.
+        let mut kept_local: Vec<(String, u64, Kind)> = Vec::new();
+        for (name, &ino) in &before {
+            if present.contains(name.as_str()) {
+                continue;
+            }
+            if let Ok(rec) = self.inode(op, ino) {
+                if rec.local.is_some() {
+                    kept_local.push((name.clone(), ino, rec.kind));
+                }
+            }
+        }
+        present.extend(kept_local.iter().map(|(n, _, _)| n.as_str()));
         let removed: Vec<(u32, String)> = before
             .keys()
             .filter(|name| !present.contains(name.as_str()))
@@ -518,10 +548,14 @@ impl Namespace {
             added |= before.get(&name) != Some(&rec.ino);
             fresh.by_name.insert(name.clone(), rec.ino);
             fresh.by_ino.insert(rec.ino, (name, rec.kind));
-            if rec.kind == Kind::File {
+            if rec.kind != Kind::Dir {
                 files_validated.push(rec.ino);
             }
             self.remember(rec);
+        }
+        for (name, ino, kind) in kept_local {
+            fresh.by_name.insert(name.clone(), ino);
+            fresh.by_ino.insert(ino, (name, kind));
         }
         lock(&self.validated).extend(files_validated.into_iter().map(|ino| (ino, validated_at)));
         for ino in &gone {
@@ -604,7 +638,9 @@ impl Namespace {
                 drop(self.listed(op, &rec).await?);
                 self.inode(op, ino)?
             }
-            Kind::File => {
+            // Changed here: the appliance's record is the truth until published.
+            Kind::File | Kind::Symlink if rec.local.is_some() => rec,
+            Kind::File | Kind::Symlink => {
                 let stale = lock(&self.validated).get(&ino).is_none_or(|t| t.elapsed() >= self.spec.listing_ttl);
                 let posix_unknown = self.spec.posix_from_metadata && rec.posix_etag != rec.etag;
                 if stale || posix_unknown {
@@ -680,12 +716,17 @@ impl Namespace {
         let posix = rec.posix.unwrap_or_default();
         let (default_mode, nlink) = match rec.kind {
             Kind::File => (self.spec.file_mode, 1),
+            Kind::Symlink => (0o777, 1),
             Kind::Dir => (self.spec.dir_mode, 2),
         };
         Attr {
             ino: rec.ino,
             kind: rec.kind,
-            size: if rec.kind == Kind::Dir { 4096 } else { rec.size },
+            size: match (rec.kind, &rec.link) {
+                (Kind::Dir, _) => 4096,
+                (Kind::Symlink, Some(link)) => link.len() as u64,
+                _ => rec.size,
+            },
             mode: posix.mode.unwrap_or(default_mode),
             uid: posix.uid.unwrap_or(self.spec.uid),
             gid: posix.gid.unwrap_or(self.spec.gid),
@@ -694,6 +735,126 @@ impl Namespace {
             nlink,
             etag: rec.etag.clone(),
         }
+    }
+
+    /// Puts an entry into directory `dir`'s cached listing (an entry made here).
+    pub(crate) async fn listing_insert(&self, dir: u64, name: &str, ino: u64, kind: Kind) {
+        let slot = self.dir_slot(dir);
+        let mut listing = slot.lock().await;
+        if listing.listed_at.is_some() {
+            if let Some(old) = listing.by_name.insert(name.to_string(), ino) {
+                listing.by_ino.remove(&old);
+            }
+            listing.by_ino.insert(ino, (name.to_string(), kind));
+        }
+    }
+
+    /// Takes an entry out of directory `dir`'s cached listing.
+    pub(crate) async fn listing_remove(&self, dir: u64, name: &str) {
+        let slot = self.dir_slot(dir);
+        let mut listing = slot.lock().await;
+        if let Some(ino) = listing.by_name.remove(name) {
+            listing.by_ino.remove(&ino);
+        }
+    }
+
+    /// A directory made here has nothing in the bucket yet: its listing starts empty and fresh.
+    pub(crate) async fn listing_new(&self, dir: u64) {
+        let slot = self.dir_slot(dir);
+        let mut listing = slot.lock().await;
+        *listing = Listing { listed_at: Some(Instant::now()), ..Listing::default() };
+    }
+
+    /// Makes sure every object under directory `dir` in the bucket has a record (before a
+    /// rename of the directory, which must move all of them): one flat listing of its prefix,
+    /// recorded depth by depth.
+    pub(crate) async fn load_subtree(&self, op: &'static str, dir: &InodeRecord) -> Result<()> {
+        let prefix = self.list_prefix(&dir.path);
+        let mut files: Vec<(String, ObjectMeta)> = Vec::new();
+        let mut dirs: BTreeMap<String, ()> = BTreeMap::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .bucket
+                .list_page(&prefix, false, token.take(), LIST_PAGE_KEYS)
+                .await
+                .map_err(|e| self.bucket_error(op, &dir.path, e))?;
+            for obj in page.objects {
+                if self.bucket.is_hidden(&obj.key) {
+                    continue;
+                }
+                let Some(rel) = obj.key.get(prefix.len()..) else { continue };
+                let (rel, is_marker) = match rel.strip_suffix('/') {
+                    Some(r) => (r, true),
+                    None => (rel, false),
+                };
+                if rel.is_empty() || rel.split('/').any(|c| invalid_name(c).is_some()) {
+                    continue;
+                }
+                let mut at = 0;
+                while let Some(i) = rel[at..].find('/') {
+                    dirs.insert(rel[..at + i].to_string(), ());
+                    at += i + 1;
+                }
+                if is_marker {
+                    dirs.insert(rel.to_string(), ());
+                } else {
+                    files.push((rel.to_string(), obj));
+                }
+            }
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        let now_ns = ns_from_time(SystemTime::now());
+        let mut inos: HashMap<String, u64> = HashMap::new();
+        inos.insert(String::new(), dir.ino);
+        let depth = |p: &str| p.matches('/').count();
+        let max_depth = dirs.keys().map(|p| depth(p)).chain(files.iter().map(|(p, _)| depth(p))).max().unwrap_or(0);
+        for d in 0..=max_depth {
+            let mut observed = Vec::new();
+            for p in dirs.keys().filter(|p| depth(p) == d) {
+                let parent_rel = p.rsplit_once('/').map_or("", |(a, _)| a);
+                let Some(&parent) = inos.get(parent_rel) else { continue };
+                observed.push(Observed {
+                    export: self.export_id,
+                    parent,
+                    path: join_path(&dir.path, p),
+                    kind: Kind::Dir,
+                    size: 0,
+                    mtime_ns: now_ns,
+                    etag: None,
+                    posix: None,
+                });
+            }
+            for (p, obj) in files.iter().filter(|(p, _)| depth(p) == d) {
+                if dirs.contains_key(p) {
+                    continue; // shadowed by a directory
+                }
+                let parent_rel = p.rsplit_once('/').map_or("", |(a, _)| a);
+                let Some(&parent) = inos.get(parent_rel) else { continue };
+                observed.push(Observed {
+                    export: self.export_id,
+                    parent,
+                    path: join_path(&dir.path, p),
+                    kind: Kind::File,
+                    size: obj.size,
+                    mtime_ns: ns_from_time(obj.mtime),
+                    etag: obj.etag.clone(),
+                    posix: None,
+                });
+            }
+            if observed.is_empty() {
+                continue;
+            }
+            let base_len = if dir.path.is_empty() { 0 } else { dir.path.len() + 1 };
+            for rec in self.apply(observed, Vec::new()).await? {
+                inos.insert(rec.path.get(base_len..).unwrap_or("").to_string(), rec.ino);
+                self.remember(rec);
+            }
+        }
+        Ok(())
     }
 
     /// Records an object found by key (preload), creating the directories above it, without

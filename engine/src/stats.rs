@@ -82,4 +82,37 @@ pub struct EngineStats {
     pub buckets: Vec<BucketStats>,
     /// Keys skipped because they are not valid file names (reported once each).
     pub keys_skipped: u64,
+    /// The write path and the publisher.
+    #[serde(default)]
+    pub writes: WriteStats,
+}
+
+/// The write path: what clients wrote and what the bucket still owes them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct WriteStats {
+    pub writes: u64,
+    pub write_bytes: u64,
+    pub commits: u64,
+    /// Partial blocks of unstable writes held in memory.
+    pub buffered_bytes: u64,
+    /// Files (and directories, symlinks) waiting to be published.
+    pub pending_uploads: u64,
+    /// Copies and deletes queued for the bucket.
+    pub pending_bucket_ops: u64,
+    pub uploads: u64,
+    pub upload_bytes: u64,
+    /// Publishes that failed (retried later).
+    pub upload_failures: u64,
+    /// Publishes abandoned because the file changed under them (sent again).
+    pub uploads_restarted: u64,
+    /// Objects changed in the bucket by someone else: local data kept, not uploaded.
+    pub conflicts: u64,
+    pub copies: u64,
+    pub deletes: u64,
+    pub markers: u64,
+    /// Writes refused because the cache was full of unpublished data.
+    pub no_space: u64,
+    pub read_modify_writes: u64,
+    /// The last publish or bucket-operation error.
+    pub last_error: Option<String>,
 }

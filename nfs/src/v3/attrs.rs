@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use engine::meta::Kind;
 use engine::{Attr, FileHandle};
 
-use crate::v3::types::{NF3DIR, NF3REG};
+use crate::v3::types::{NF3DIR, NF3LNK, NF3REG};
 use crate::xdr::Writer;
 
 /// Encoded size of a fattr3.
@@ -40,6 +40,7 @@ impl Fattr3 {
             ftype: match attr.kind {
                 Kind::File => NF3REG,
                 Kind::Dir => NF3DIR,
+                Kind::Symlink => NF3LNK,
             },
             mode: attr.mode & 0o7777,
             nlink: attr.nlink,

@@ -43,6 +43,11 @@ pub fn status_of(e: &EngineError) -> Nfsstat3 {
         EngineError::Unknown { .. } => Nfsstat3::Serverfault,
         EngineError::Changed { .. } => Nfsstat3::Jukebox,
         EngineError::Metadata { .. } => Nfsstat3::Io,
+        EngineError::Exists { .. } => Nfsstat3::Exist,
+        EngineError::NotEmpty { .. } => Nfsstat3::Notempty,
+        EngineError::NoSpace { .. } => Nfsstat3::Nospc,
+        EngineError::NotSupported { .. } => Nfsstat3::Notsupp,
+        EngineError::CrossExport { .. } => Nfsstat3::Xdev,
         // The object vanished from the bucket (or changed under a conditional request): the
         // handle no longer names what it named.
         EngineError::Bucket { .. } if e.action() == Action::FixInput => Nfsstat3::Stale,

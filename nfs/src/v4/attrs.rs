@@ -96,6 +96,7 @@ pub const MOUNTED_ON_EXPORT_BASE: u64 = 1 << 40;
 
 /// nfs_ftype4.
 pub const NF4REG: u32 = 1;
+pub const NF4LNK: u32 = 5;
 pub const NF4DIR: u32 = 2;
 /// FH4_PERSISTENT: handles never expire.
 pub const FH4_PERSISTENT: u32 = 0;
@@ -319,7 +320,11 @@ fn put_time(w: &mut Writer, t: SystemTime) {
 fn put_value(attr: u32, o: &Object, cx: &Context, rdattr_error: Status, w: &mut Writer) {
     match attr {
         SUPPORTED_ATTRS => supported(cx.minor).encode(w),
-        TYPE => w.put_u32(if o.kind == Kind::Dir { NF4DIR } else { NF4REG }),
+        TYPE => w.put_u32(match o.kind {
+            Kind::Dir => NF4DIR,
+            Kind::File => NF4REG,
+            Kind::Symlink => NF4LNK,
+        }),
         FH_EXPIRE_TYPE => w.put_u32(FH4_PERSISTENT),
         CHANGE => w.put_u64(o.change),
         SIZE => w.put_u64(o.size),

@@ -104,6 +104,11 @@ impl From<&EngineError> for Status {
             EngineError::Invalid { .. } => Status::INVAL,
             EngineError::Unknown { .. } => Status::STALE,
             EngineError::ShuttingDown { .. } => Status::DELAY,
+            EngineError::Exists { .. } => Status::EXIST,
+            EngineError::NotEmpty { .. } => Status::NOTEMPTY,
+            EngineError::NoSpace { .. } => Status::NOSPC,
+            EngineError::NotSupported { .. } => Status::NOTSUPP,
+            EngineError::CrossExport { .. } => Status::XDEV,
             other if other.action() == Action::Retry => Status::DELAY,
             _ => Status::IO,
         }

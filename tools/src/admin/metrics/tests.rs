@@ -54,6 +54,7 @@ pub(crate) fn sample_stats() -> EngineStats {
         },
         buckets: vec![bucket("train", 7), bucket("a\"b\\c", 1)],
         keys_skipped: 2,
+        writes: Default::default(),
     }
 }
 
