@@ -202,6 +202,14 @@ fn random_writes_truncates_and_appends_match_a_model() {
                 );
             }
         }
+        // A hole punch and an allocation past the end.
+        let punch_at = model.len() as u64 / 3;
+        e.deallocate(&fh, punch_at, 200_000).await.unwrap();
+        let punch_end = (punch_at as usize + 200_000).min(model.len());
+        model[punch_at as usize..punch_end].fill(0);
+        let grown = e.allocate(&fh, model.len() as u64, 3000).await.unwrap();
+        model.resize(model.len() + 3000, 0);
+        assert_eq!(grown.size, model.len() as u64);
         e.commit(&fh).await.unwrap();
         assert!(read_all(&e, &fh).await == model);
         publish(&e).await;

@@ -843,6 +843,58 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Makes sure `[offset, offset+len)` is part of the file (NFSv4.2 ALLOCATE): extends the
+    /// size if needed. Space is not reserved ahead: the cache takes blocks as they are written,
+    /// and a full cache fails those writes with `NoSpace`.
+    pub async fn allocate(
+        &self,
+        fh: &crate::namespace::FileHandle,
+        offset: u64,
+        len: u64,
+    ) -> Result<crate::namespace::Attr> {
+        let op = "allocate";
+        let ns = self.export_of(op, fh)?.clone();
+        let rec = ns.resolve(op, fh)?;
+        let end = offset.checked_add(len).ok_or_else(|| EngineError::Invalid {
+            op,
+            path: ns.display(&rec.path),
+            detail: "offset + length overflows".into(),
+        })?;
+        if end <= rec.size {
+            return Ok(ns.attr(&rec));
+        }
+        self.setattr(fh, &SetAttrs { size: Some(end), ..SetAttrs::default() }).await
+    }
+
+    /// Zeroes `[offset, offset+len)` within the file (NFSv4.2 DEALLOCATE, a hole punch): the
+    /// range reads as zeros afterwards and the size is unchanged. Durable on return.
+    pub async fn deallocate(
+        &self,
+        fh: &crate::namespace::FileHandle,
+        offset: u64,
+        len: u64,
+    ) -> Result<crate::namespace::Attr> {
+        let op = "deallocate";
+        let ns = self.export_of(op, fh)?.clone();
+        let rec = ns.resolve(op, fh)?;
+        let end = offset.saturating_add(len).min(rec.size);
+        let bb = self.config().block_bytes;
+        let zeros = vec![0u8; bb as usize];
+        let mut at = offset;
+        while at < end {
+            let piece = (end - at).min(bb - at % bb);
+            self.write(fh, at, &zeros[..piece as usize], Stability::Unstable).await?;
+            at += piece;
+        }
+        if offset < end {
+            self.commit_file(op, &ns, rec.ino).await?;
+        }
+        let now = ns.inode(op, rec.ino)?;
+        Ok(ns.attr(&now))
+    }
+}
+
 /// A put sent to the blockstore: kept so it can be sent again when the cache was full.
 pub(crate) struct PendingPut {
     key: Key,
