@@ -31,6 +31,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub admin: AdminConfig,
     pub engine: EngineConfig,
+    pub write: WriteConfig,
     pub nfs: NfsConfig,
     pub buckets: Vec<BucketConfig>,
     pub exports: Vec<ExportConfig>,
@@ -76,6 +77,51 @@ impl Default for EngineConfig {
             fetch_bytes: ByteSize(16 << 20),
             read_ahead_bytes_max: ByteSize(64 << 20),
             listing_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The write path: when changed files go to the bucket and how.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriteConfig {
+    /// A file is uploaded this long after its last close (a rename right after the close, as
+    /// in write-temp-then-rename, then costs no second upload).
+    #[serde(deserialize_with = "units::duration")]
+    pub upload_after_close: Duration,
+    /// A file left open (or written over NFSv3, which has no close) is uploaded this long after
+    /// its last write.
+    #[serde(deserialize_with = "units::duration")]
+    pub upload_after_idle: Duration,
+    /// Multipart part size; smaller files go in one PUT (S3: 5 MiB to 5 GiB).
+    pub part_bytes: ByteSize,
+    /// Parts of one upload in flight.
+    pub parts_in_flight: usize,
+    /// Files uploaded at once.
+    pub uploads_in_flight: usize,
+    /// Partial blocks of unstable writes held in memory at most.
+    pub buffered_bytes_max: ByteSize,
+    /// How long a write waits for room when the cache is full of data not yet uploaded,
+    /// before failing with "no space".
+    #[serde(deserialize_with = "units::duration")]
+    pub full_cache_wait: Duration,
+    /// On stop, how long to keep uploading what is due (the rest is durable in the cache and
+    /// uploaded after the next start).
+    #[serde(deserialize_with = "units::duration")]
+    pub upload_on_stop: Duration,
+}
+
+impl Default for WriteConfig {
+    fn default() -> Self {
+        WriteConfig {
+            upload_after_close: Duration::from_secs(2),
+            upload_after_idle: Duration::from_secs(30),
+            part_bytes: ByteSize(16 << 20),
+            parts_in_flight: 4,
+            uploads_in_flight: 4,
+            buffered_bytes_max: ByteSize(256 << 20),
+            full_cache_wait: Duration::from_secs(10),
+            upload_on_stop: Duration::from_secs(5),
         }
     }
 }
@@ -256,6 +302,8 @@ struct RawConfig {
     #[serde(default)]
     engine: EngineConfig,
     #[serde(default)]
+    write: WriteConfig,
+    #[serde(default)]
     nfs: NfsConfig,
     #[serde(default, rename = "bucket")]
     buckets: Vec<RawBucket>,
@@ -419,6 +467,7 @@ impl Config {
             cache,
             admin: raw.admin.unwrap_or(default.admin),
             engine: raw.engine,
+            write: raw.write,
             nfs: raw.nfs,
             buckets: buckets.map_err(invalid)?,
             exports: raw.exports,
@@ -443,6 +492,7 @@ impl Config {
                 listen: ADMIN_LISTEN_DEFAULT.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9180))),
             },
             engine: EngineConfig::default(),
+            write: WriteConfig::default(),
             nfs: NfsConfig::default(),
             buckets: vec![BucketConfig {
                 name: "local".to_string(),
@@ -493,6 +543,7 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         validate_cache(&self.cache)?;
         validate_engine(&self.engine)?;
+        validate_write(&self.write)?;
         if self.buckets.is_empty() {
             return Err("no [[bucket]]: configure at least one bucket".to_string());
         }
@@ -568,6 +619,35 @@ fn validate_engine(engine: &EngineConfig) -> Result<(), String> {
         return Err(format!(
             "[engine] `read_ahead_bytes_max` must be a multiple of `block_bytes` ({}); 0 turns read-ahead off (got {})",
             engine.block_bytes, engine.read_ahead_bytes_max
+        ));
+    }
+    Ok(())
+}
+
+fn validate_write(w: &WriteConfig) -> Result<(), String> {
+    if !(5 << 20..=5 << 30).contains(&w.part_bytes.0) {
+        return Err(format!("[write] `part_bytes` must be 5MiB to 5GiB, as S3 requires (got {})", w.part_bytes));
+    }
+    if !(1..=64).contains(&w.parts_in_flight) {
+        return Err(format!("[write] `parts_in_flight` must be 1 to 64 (got {})", w.parts_in_flight));
+    }
+    if !(1..=256).contains(&w.uploads_in_flight) {
+        return Err(format!("[write] `uploads_in_flight` must be 1 to 256 (got {})", w.uploads_in_flight));
+    }
+    if w.buffered_bytes_max.0 < 1 << 20 {
+        return Err(format!("[write] `buffered_bytes_max` must be at least 1MiB (got {})", w.buffered_bytes_max));
+    }
+    if w.upload_after_idle < w.upload_after_close {
+        return Err(format!(
+            "[write] `upload_after_idle` ({}) must not be shorter than `upload_after_close` ({})",
+            display_duration(w.upload_after_idle),
+            display_duration(w.upload_after_close)
+        ));
+    }
+    if w.full_cache_wait > Duration::from_secs(600) {
+        return Err(format!(
+            "[write] `full_cache_wait` must be at most 10m (got {})",
+            display_duration(w.full_cache_wait)
         ));
     }
     Ok(())

@@ -83,12 +83,14 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         block_bytes: config.engine.block_bytes.0,
         fetch_bytes: config.engine.fetch_bytes.0,
         read_ahead_bytes_max: config.engine.read_ahead_bytes_max.0,
+        write: wiring::write_config(&config.write),
         ..EngineConfig::default()
     };
     let engine = Arc::new(
         Engine::new(engine_config, store, &config.cache.metadata_dir, buckets, exports)
             .context("starting the engine")?,
     );
+    engine.start_write_back().context("starting the write-back")?;
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("control")
@@ -116,6 +118,16 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     })?;
     drop(control);
     nfs.shutdown();
+    if let Some(rt) = engine.runtime().cloned() {
+        let published = rt.block_on(engine.publish_all(config.write.upload_on_stop));
+        let left = engine.write_stats();
+        if !published {
+            eprintln!(
+                "bucketfs: {} upload(s) and {} bucket operation(s) still pending; they are durable in the cache and resume at the next start",
+                left.pending_uploads, left.pending_bucket_ops
+            );
+        }
+    }
     match Arc::try_unwrap(engine) {
         Ok(engine) => engine.shutdown().context("flushing the cache")?,
         Err(engine) => engine.store().flush().context("flushing the cache")?,

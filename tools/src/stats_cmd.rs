@@ -23,10 +23,35 @@ pub struct StatsArgs {
     /// Print again every SECS seconds until interrupted.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     watch: Option<u64>,
+    /// Wait up to SECS seconds until every changed file is in the bucket (no uploads or bucket
+    /// operations pending), then print the stats; fails if they are still pending.
+    #[arg(long, value_name = "SECS", conflicts_with = "watch")]
+    wait_uploaded: Option<u64>,
 }
 
 pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
     let client = AdminClient::new(&args.admin);
+    if let Some(secs) = args.wait_uploaded {
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let stats: EngineStats = client.get_json("/v1/stats")?;
+            let w = &stats.writes;
+            let settled = w.pending_uploads == 0 && w.pending_bucket_ops == 0;
+            if settled || std::time::Instant::now() >= until {
+                print!("{}", if args.json { serde_json::to_string_pretty(&stats)? + "\n" } else { render(&stats) });
+                if !settled {
+                    anyhow::bail!(
+                        "after {secs} s still {} upload(s) and {} bucket operation(s) pending (last error: {})",
+                        w.pending_uploads,
+                        w.pending_bucket_ops,
+                        w.last_error.as_deref().unwrap_or("none")
+                    );
+                }
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     let Some(every) = args.watch else {
         let stats: EngineStats = client.get_json("/v1/stats")?;
         print!("{}", if args.json { serde_json::to_string_pretty(&stats)? + "\n" } else { render(&stats) });
@@ -95,6 +120,40 @@ pub fn render(s: &EngineStats) -> String {
             c.extents, c.extents_evicted, c.segments_free, c.segments_total, c.checksum_errors
         ),
     );
+    let w = &s.writes;
+    line(
+        "writes",
+        format!(
+            "{} ({}), {} commits, {} buffered in memory",
+            w.writes,
+            bytes(w.write_bytes),
+            w.commits,
+            bytes(w.buffered_bytes)
+        ),
+    );
+    line(
+        "uploads",
+        format!(
+            "{} done ({}), {} pending, {} bucket operations pending; {} copies, {} deletes, {} markers",
+            w.uploads,
+            bytes(w.upload_bytes),
+            w.pending_uploads,
+            w.pending_bucket_ops,
+            w.copies,
+            w.deletes,
+            w.markers
+        ),
+    );
+    line(
+        "",
+        format!(
+            "{} failed (retried), {} restarted (file changed), {} conflicts, {} writes refused for a full cache",
+            w.upload_failures, w.uploads_restarted, w.conflicts, w.no_space
+        ),
+    );
+    if let Some(e) = &w.last_error {
+        line("last error", e.clone());
+    }
     if c.poisoned.is_empty() {
         line("poisoned", "none".to_string());
     }

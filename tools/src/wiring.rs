@@ -6,6 +6,20 @@ use bucketfs::config::{BucketConfig, BucketLocation, Config, ExportConfig};
 use engine::object::store::{AzureConfig, GcsConfig, ObjectStoreConfig, S3Config, S3Credentials, StoreClient};
 use engine::{BucketSpec, ExportSpec};
 
+/// The engine's write-path settings from `[write]`.
+pub fn write_config(w: &bucketfs::config::WriteConfig) -> engine::WriteConfig {
+    engine::WriteConfig {
+        buffered_bytes_max: w.buffered_bytes_max.0,
+        upload_delay_after_close: w.upload_after_close,
+        upload_delay_idle: w.upload_after_idle,
+        part_bytes: w.part_bytes.0,
+        parts_in_flight_max: w.parts_in_flight,
+        uploads_in_flight_max: w.uploads_in_flight,
+        dirty_wait: w.full_cache_wait,
+        ..engine::WriteConfig::default()
+    }
+}
+
 /// The engine's view of an export.
 pub fn export_spec(e: &ExportConfig, config: &Config) -> ExportSpec {
     ExportSpec {

@@ -595,8 +595,8 @@ fn run_fio(args: &Args, cpus: &Cpus, url: &str, files: &[String], workload: Work
     parse_measure(&json)
 }
 
-/// Runs fio on a job file under a time limit, up to `FIO_ATTEMPTS` times while it hangs; its
-/// JSON output. Other failures are not retried.
+/// Runs fio on a job file under a time limit, up to `FIO_ATTEMPTS` times while it hangs or is
+/// killed by a signal (a libnfs crash); its JSON output. Other failures are not retried.
 fn fio_json(args: &Args, cpus: &Cpus, job: &str, name: &str, limit: Duration) -> anyhow::Result<serde_json::Value> {
     let mut attempt = 1;
     loop {
@@ -669,7 +669,13 @@ fn fio_json_once(
     let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     let stderr = stderr.lines().filter(|l| !l.trim().is_empty()).take(3).collect::<Vec<_>>().join(" / ");
     if !status.success() {
-        return Err(anyhow::anyhow!("fio failed ({status}): {stderr}").into());
+        let e = anyhow::anyhow!("fio failed ({status}): {stderr}");
+        // Killed by a signal: libnfs 4.0 crashes now and then (double free, SIGSEGV) on either
+        // server; the client's fault, tried again like a hang.
+        if std::os::unix::process::ExitStatusExt::signal(&status).is_some() {
+            return Err(FioError::Hung(e));
+        }
+        return Err(e.into());
     }
     let text = std::fs::read_to_string(&out_path).with_context(|| format!("reading {}", out_path.display()))?;
     // fio may print notes before the JSON object.

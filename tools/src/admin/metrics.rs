@@ -129,8 +129,37 @@ impl Collector for Snapshot {
         counter(e, "keys_skipped", "Keys skipped because they are not valid file names", None, s.keys_skipped)?;
         histogram(e, "read_latency", "From a read's arrival to its last byte", [(None, &s.read_latency)].into_iter())?;
         encode_cache(e, s)?;
+        encode_writes(e, s)?;
         encode_buckets(e, s)
     }
+}
+
+fn encode_writes(e: &mut DescriptorEncoder, s: &EngineStats) -> fmt::Result {
+    let w = &s.writes;
+    counter(e, "writes", "Writes served (whole requests)", None, w.writes)?;
+    counter(e, "written", "Bytes written by clients", Some(Unit::Bytes), w.write_bytes)?;
+    counter(e, "commits", "Commits (fsync) served", None, w.commits)?;
+    gauge(
+        e,
+        "write_buffered",
+        "Partial blocks of unstable writes held in memory",
+        Some(Unit::Bytes),
+        w.buffered_bytes,
+    )?;
+    gauge(e, "uploads_pending", "Files waiting to be uploaded to the bucket", None, w.pending_uploads)?;
+    gauge(e, "bucket_ops_pending", "Copies and deletes queued for the bucket", None, w.pending_bucket_ops)?;
+    counter(e, "uploads", "Files uploaded to the bucket", None, w.uploads)?;
+    counter(e, "uploaded", "Bytes uploaded to the bucket", Some(Unit::Bytes), w.upload_bytes)?;
+    counter(e, "upload_failures", "Uploads that failed and will be retried", None, w.upload_failures)?;
+    counter(e, "uploads_restarted", "Uploads started again because the file changed", None, w.uploads_restarted)?;
+    counter(
+        e,
+        "upload_conflicts",
+        "Objects changed in the bucket by someone else; local data kept",
+        None,
+        w.conflicts,
+    )?;
+    counter(e, "writes_no_space", "Writes refused because the cache was full of unpublished data", None, w.no_space)
 }
 
 fn encode_cache(e: &mut DescriptorEncoder, s: &EngineStats) -> fmt::Result {

@@ -328,3 +328,28 @@ fn nfs_section_defaults_and_checks() {
     let e = err(format!("{minimal}[[export]]\npath = \"/\"\nbucket = \"b\"\n"));
     assert!(e.contains("must be the only export"), "{e}");
 }
+
+#[test]
+fn write_section_defaults_and_checks() {
+    let base = Path::new("/etc/bucketfs");
+    let minimal =
+        "[[bucket]]\nname = \"b\"\nkind = \"local\"\npath = \"/srv/b\"\n[[export]]\npath = \"/data\"\nbucket = \"b\"\n";
+    let c = Config::parse(minimal, base).expect("valid");
+    assert_eq!(c.write, WriteConfig::default());
+    let with = format!(
+        "{minimal}[write]\nupload_after_close = \"500ms\"\nupload_after_idle = \"10s\"\npart_bytes = \"64MiB\"\nparts_in_flight = 8\nuploads_in_flight = 2\nbuffered_bytes_max = \"64MiB\"\nfull_cache_wait = \"30s\"\nupload_on_stop = \"1m\"\n"
+    );
+    let c = Config::parse(&with, base).expect("valid");
+    assert_eq!(c.write.upload_after_close, Duration::from_millis(500));
+    assert_eq!((c.write.part_bytes.0, c.write.parts_in_flight, c.write.uploads_in_flight), (64 << 20, 8, 2));
+    assert_eq!(c.write.upload_on_stop, Duration::from_secs(60));
+    let err = |text: String| Config::parse(&text, base).expect_err("must fail").to_string();
+    let e = err(format!("{minimal}[write]\npart_bytes = \"1MiB\"\n"));
+    assert!(e.contains("`part_bytes` must be 5MiB to 5GiB"), "{e}");
+    let e = err(format!("{minimal}[write]\nparts_in_flight = 0\n"));
+    assert!(e.contains("`parts_in_flight` must be 1 to 64"), "{e}");
+    let e = err(format!("{minimal}[write]\nupload_after_close = \"1m\"\nupload_after_idle = \"10s\"\n"));
+    assert!(e.contains("must not be shorter than `upload_after_close`"), "{e}");
+    let e = err(format!("{minimal}[write]\nupload_after = \"1s\"\n"));
+    assert!(e.contains("unknown field `upload_after`"), "{e}");
+}
