@@ -140,8 +140,17 @@ fn new_file_written_in_pieces_is_published_byte_for_byte() {
         assert_eq!(st.uploads, 1);
         assert_eq!(st.pending_uploads, 0);
         assert_eq!(e.stats().cache.dirty_bytes, 0, "published extents are clean");
-        // Still readable from the cache after publishing.
+        // Still readable from the cache after publishing, also after the listing is trusted no
+        // more and the file is revalidated: the published ETag is the bucket's, so the cached
+        // blocks stay valid (no GET).
         assert!(read_all(&e, &c.fh).await == data);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let gets_before = e.stats().buckets[0].requests.get("get").copied().unwrap_or(0);
+        let again = lookup(&e, "a.bin").await.unwrap();
+        let _ = e.export("/data").unwrap().getattr(again.ino).await.unwrap();
+        assert!(read_all(&e, &again).await == data);
+        let gets = e.stats().buckets[0].requests.get("get").copied().unwrap_or(0) - gets_before;
+        assert_eq!(gets, 0, "a published file is read from the cache");
         // Guarded create of an existing name fails; unchecked opens it.
         let again = e.create(&root, "a.bin", CreateMode::Guarded, &SetAttrs::default()).await;
         assert!(matches!(again, Err(EngineError::Exists { .. })), "{again:?}");

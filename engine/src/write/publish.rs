@@ -653,8 +653,14 @@ impl Engine {
                 match self.meta_commit("bucket op", batch.clone()).await {
                     Ok(_) => {
                         for rec in batch.puts {
-                            if let Some((ns, _)) = self.namespace_of(rec.ino) {
+                            let settled = rec.local.is_none();
+                            let ino = rec.ino;
+                            if let Some((ns, _)) = self.namespace_of(ino) {
                                 ns.remember_record(rec);
+                            }
+                            let closed = self.writes.existing(ino).is_some_and(|fs| fs.inner().opens == 0);
+                            if settled && closed {
+                                self.writes.forget(ino);
                             }
                         }
                         done = true;
