@@ -409,6 +409,12 @@ impl Engine {
         };
         match result {
             Ok(etag) => self.settle(ns, ino, Some(etag), changes_before, &fs).await,
+            Err(e) if rec.kind == Kind::Dir && !e.is_retryable() && !e.is_precondition() => {
+                // The backend cannot hold an empty `dir/` object: the directory exists in the
+                // bucket once something is written under it; an empty one lives only here.
+                tracing::warn!(path = %ns.display(&rec.path), key, error = %e, "directory marker not written");
+                self.settle(ns, ino, Some(None), changes_before, &fs).await
+            }
             Err(e) if e.is_precondition() => self.precondition_failed(ns, ino, &key, e).await,
             Err(e) => Err(EngineError::Bucket {
                 op,
@@ -719,10 +725,15 @@ impl Engine {
         };
         match op {
             BucketOp::Delete { key, .. } => {
-                bucket
-                    .retrying(RequestKind::Delete, || bucket.client().delete(key))
-                    .await
-                    .map_err(|e| fail("delete", key, e))?;
+                match bucket.retrying(RequestKind::Delete, || bucket.client().delete(key)).await {
+                    Ok(()) => {}
+                    // A directory marker the backend cannot address: it cannot have written
+                    // one either, so there is nothing to delete.
+                    Err(e) if key.ends_with('/') && !e.is_retryable() => {
+                        tracing::debug!(key, error = %e, "directory marker not deletable here; nothing to delete");
+                    }
+                    Err(e) => return Err(fail("delete", key, e)),
+                }
                 self.writes.counters.deletes.fetch_add(1, Ordering::Relaxed);
                 Ok(Batch::default())
             }
