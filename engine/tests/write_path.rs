@@ -109,6 +109,18 @@ async fn publish(e: &Arc<Engine>) {
     assert!(e.publish_all(Duration::from_secs(20)).await, "publish did not finish: {:?}", e.write_stats());
 }
 
+/// Drops the engine as a crash would leave things: nothing published or flushed beyond what
+/// is already done (running uploads and operations are let finish so the cache is released).
+fn crash(e: Arc<Engine>) {
+    e.stop_write_back();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while Arc::strong_count(&e) > 1 {
+        assert!(std::time::Instant::now() < until, "background work still holds the engine");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(e);
+}
+
 fn settle_shutdown(e: Arc<Engine>) {
     let e = Arc::try_unwrap(e).unwrap_or_else(|_| panic!("engine still shared"));
     e.shutdown().unwrap();
@@ -343,7 +355,7 @@ fn committed_writes_survive_a_crash_and_uncommitted_ones_are_old_or_new() {
             (c.fh, committed)
         });
         // A crash: nothing flushed or published, the engine is dropped without shutdown.
-        drop(e);
+        crash(e);
         out
     };
     let e = s.engine();
@@ -549,6 +561,77 @@ fn writes_reach_a_real_s3_bucket() {
         publish(&e).await;
         assert_eq!(get("shared").await.as_deref(), Some(&b"theirs"[..]));
         assert_eq!(e.write_stats().conflicts, 1);
+    });
+    settle_shutdown(e);
+}
+
+/// Queued bucket operations survive a crash and run, in order, after the restart.
+#[test]
+fn queued_bucket_operations_resume_after_a_crash() {
+    let s = Setup::new("queue-resume");
+    s.put_object("a/1", b"one");
+    s.put_object("a/2", b"two");
+    s.put_object("gone", b"bye");
+    {
+        // Copies and deletes fail: the operations stay queued.
+        let down = FaultRule { error_500: Trigger::EveryNth(1), ..FaultRule::default() };
+        let plan = FaultPlan::default().with_rule(OpKind::Copy, down.clone()).with_rule(OpKind::Delete, down);
+        let e = s.engine_with(Arc::new(FaultyClient::new(s.client(), plan)));
+        rt().block_on(async {
+            let root = root(&e).await;
+            e.rename(&root, "a", &root, "b").await.unwrap();
+            e.remove(&root, "gone", None).await.unwrap();
+            // Then a new file takes the removed name: its upload must wait for the delete.
+            let c = e.create(&root, "gone", CreateMode::Guarded, &SetAttrs::default()).await.unwrap();
+            e.write(&c.fh, 0, b"back again", Stability::FileSync).await.unwrap();
+            assert!(!e.publish_all(Duration::from_millis(500)).await, "nothing can finish");
+            assert!(e.write_stats().pending_bucket_ops >= 5);
+            assert_eq!(s.object("gone").unwrap(), b"bye", "the new file waits for the delete");
+        });
+        crash(e);
+    }
+    let e = s.engine();
+    rt().block_on(async {
+        assert!(read_all(&e, &lookup(&e, "b/1").await.unwrap()).await == b"one");
+        publish(&e).await;
+        assert_eq!(s.object("b/1").unwrap(), b"one");
+        assert_eq!(s.object("b/2").unwrap(), b"two");
+        assert!(s.object("a/1").is_none() && s.object("a/2").is_none());
+        assert_eq!(s.object("gone").unwrap(), b"back again", "delete first, then the new upload");
+        assert_eq!(e.write_stats().pending_bucket_ops, 0);
+    });
+    settle_shutdown(e);
+}
+
+/// A file written while its multipart upload is under way is uploaded again; the bucket never
+/// holds a mix of the two versions.
+#[test]
+fn a_file_rewritten_during_its_upload_is_uploaded_again_whole() {
+    let s = Setup::new("rewrite-during-upload");
+    let slow = FaultRule { latency_fixed: Duration::from_millis(150), ..FaultRule::default() };
+    let plan = FaultPlan::default().with_rule(OpKind::UploadPart, slow);
+    let e = s.engine_with(Arc::new(FaultyClient::new(s.client(), plan)));
+    rt().block_on(async {
+        let root = root(&e).await;
+        let c = e.create(&root, "f", CreateMode::Guarded, &SetAttrs::default()).await.unwrap();
+        let first = pattern(1, (16 * MIB) as usize);
+        e.write(&c.fh, 0, &first, Stability::FileSync).await.unwrap();
+        e.opened(&c.fh);
+        e.closed(&c.fh).await.unwrap();
+        // Wait until the upload is running, then change the middle of the file.
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while e.stats().buckets[0].requests.get("multipart_part").copied().unwrap_or(0) == 0 {
+            assert!(std::time::Instant::now() < until, "the upload did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut second = first.clone();
+        second[(8 * MIB) as usize..(8 * MIB) as usize + 4096].fill(0xEE);
+        e.write(&c.fh, 8 * MIB, &second[(8 * MIB) as usize..(8 * MIB) as usize + 4096], Stability::FileSync)
+            .await
+            .unwrap();
+        publish(&e).await;
+        assert!(s.object("f").unwrap() == second, "the bucket has the second version, whole");
+        assert!(e.write_stats().uploads_restarted >= 1, "{:?}", e.write_stats());
     });
     settle_shutdown(e);
 }

@@ -127,6 +127,15 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
                 left.pending_uploads, left.pending_bucket_ops
             );
         }
+        // Let what is running finish (bounded by the bucket's retries), start nothing new.
+        engine.stop_write_back();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while engine.write_back_busy() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        while Arc::strong_count(&engine) > 1 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
     match Arc::try_unwrap(engine) {
         Ok(engine) => engine.shutdown().context("flushing the cache")?,

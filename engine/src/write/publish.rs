@@ -55,6 +55,8 @@ const S_IFLNK: u32 = 0o120_000;
 #[derive(Default)]
 pub(crate) struct Publisher {
     notify: Arc<tokio::sync::Notify>,
+    /// Set by [`Engine::stop_write_back`]: nothing new starts.
+    stopping: std::sync::atomic::AtomicBool,
     state: Mutex<PubState>,
 }
 
@@ -210,8 +212,23 @@ impl Engine {
         self.exports().find_map(|ns| ns.inode("publish", ino).ok().map(|rec| (ns.clone(), rec)))
     }
 
+    /// Stops starting uploads and bucket operations (those running finish; everything not done
+    /// stays durable and resumes at the next start). For a stop or a simulated crash.
+    pub fn stop_write_back(&self) {
+        self.writes.publisher.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Uploads or bucket operations running now.
+    pub fn write_back_busy(&self) -> bool {
+        let state = self.writes.publisher.state();
+        !state.uploading.is_empty() || !state.running_ops.is_empty()
+    }
+
     /// One pass of the scheduler: starts queued operations and due publishes that may run.
     fn schedule(self: &Arc<Self>) {
+        if self.writes.publisher.stopping.load(Ordering::Relaxed) {
+            return;
+        }
         let now = Instant::now();
         let cfg = self.writes.config.clone();
         let mut to_start_ops = Vec::new();
