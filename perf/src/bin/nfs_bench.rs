@@ -22,25 +22,16 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
+use perf::fio::{Fio, FIO_GRACE};
+use perf::median;
+use perf::servers::{self, pinned, wait_ready, Cpus, Ganesha, GaneshaSpec};
 use rand::{RngCore, SeedableRng};
-
-const GANESHA_TEMPLATE: &str = include_str!("../../ganesha/ganesha.conf.in");
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// fio is killed (with its job processes: its own process group) when it runs this much past its
-/// runtime, and the run is tried again, up to `FIO_ATTEMPTS` times: now and then one job of fio's
-/// nfs engine never completes (seen against ganesha over NFSv3: a job left waiting on its MOUNT
-/// connection after its reads). fio's jobs stay processes: as threads (`thread=1`) the nfs
-/// engine crashed (SIGSEGV) over NFSv4.
-const FIO_GRACE: Duration = Duration::from_secs(20);
-const FIO_ATTEMPTS: u32 = 3;
 
 #[derive(Parser, Clone)]
 #[command(about = "bucketfs vs nfs-ganesha over NFS (fio's nfs engine), side by side")]
@@ -189,12 +180,6 @@ impl Drop for Side {
     }
 }
 
-/// CPU lists for `taskset`: (servers, fio); None when not pinning.
-struct Cpus {
-    servers: Option<String>,
-    client: Option<String>,
-}
-
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if args.smoke {
@@ -216,11 +201,7 @@ fn main() -> anyhow::Result<()> {
     args.protocols.dedup();
     let ports = Ports::from_base(args.port_base);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cpus = if args.shared_cores || cores < 2 || Command::new("taskset").arg("-V").output().is_err() {
-        Cpus { servers: None, client: None }
-    } else {
-        Cpus { servers: Some(format!("0-{}", cores / 2 - 1)), client: Some(format!("{}-{}", cores / 2, cores - 1)) }
-    };
+    let cpus = Cpus::split(args.shared_cores, cores);
     if !args.fio.exists() {
         bail!("{} not found: run scripts/install-fio-nfs.sh (fio with the nfs engine)", args.fio.display());
     }
@@ -345,54 +326,6 @@ fn prepare_files(export: &Path, count: usize, bytes: u64) -> anyhow::Result<Vec<
     Ok(names)
 }
 
-/// `taskset -c CPUS PROGRAM` (or just PROGRAM when not pinning).
-fn pinned(program: &Path, cpus: Option<&str>) -> Command {
-    match cpus {
-        Some(list) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(list).arg(program);
-            c
-        }
-        None => Command::new(program),
-    }
-}
-
-fn port_open(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok()
-}
-
-/// Waits until `port` accepts connections; fails when `child` exits first (with `log`'s tail).
-fn wait_ready(child: &mut Child, port: u16, log: &Path) -> anyhow::Result<()> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while Instant::now() < deadline {
-        if port_open(port) {
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("exited ({status}): {}", log_tail(log));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("port {port} not open after {} s: {}", READY_TIMEOUT.as_secs(), log_tail(log))
-}
-
-/// Why a server stopped, from its log: from the first error line on (bucketfs: anyhow's
-/// "Error:" and its context lines), else the last lines; ganesha's D-Bus complaints left out.
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> =
-        text.lines().map(str::trim).filter(|l| !l.contains("DBUS") && !l.is_empty() && *l != "|").collect();
-    let picked: Vec<&str> = match lines.iter().position(|l| l.starts_with("Error:") || l.starts_with("error:")) {
-        Some(at) => lines[at..].iter().take_while(|l| !l.starts_with("Stack backtrace")).take(4).copied().collect(),
-        None => lines[lines.len().saturating_sub(3)..].to_vec(),
-    };
-    if picked.is_empty() {
-        format!("(nothing in {})", log.display())
-    } else {
-        picked.join(" / ")
-    }
-}
-
 fn start_ganesha(
     args: &Args,
     ports: Ports,
@@ -400,100 +333,28 @@ fn start_ganesha(
     export: &Path,
     rpcbind: &mut Option<Child>,
 ) -> anyhow::Result<Side> {
-    let dir = args.dir.join("ganesha");
-    let state = dir.join("state");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
-    let export = export.canonicalize().with_context(|| format!("resolving {}", export.display()))?;
+    let spec = GaneshaSpec {
+        work_dir: &args.dir.join("ganesha"),
+        export,
+        nfs_port: ports.ganesha_nfs,
+        mount_port: ports.ganesha_mount,
+        v3: args.protocols.contains(&Proto::V3),
+        cpus: cpus.servers.as_deref(),
+    };
+    let ganesha = servers::start_ganesha(&spec, rpcbind)?;
     let mut urls = BTreeMap::new();
-    let mut protocols = "4";
-    if args.protocols.contains(&Proto::V3) {
-        // NFSv3 and MOUNT register with rpcbind, or ganesha exits.
-        match ensure_rpcbind(rpcbind) {
-            Ok(()) => protocols = "3, 4",
-            Err(e) => {
-                urls.insert(Proto::V3, Err(format!("rpcbind unavailable for an NFSv3 ganesha: {e:#}")));
-            }
-        }
-    }
-    let config = GANESHA_TEMPLATE
-        .replace("@PROTOCOLS@", protocols)
-        .replace("@NFS_PORT@", &ports.ganesha_nfs.to_string())
-        .replace("@MNT_PORT@", &ports.ganesha_mount.to_string())
-        .replace("@EXPORT_DIR@", &export.display().to_string())
-        .replace("@STATE_DIR@", &state.display().to_string());
-    let config_path = dir.join("ganesha.conf");
-    std::fs::write(&config_path, config)?;
-    let log = dir.join("ganesha.log");
-    let mut child = pinned(Path::new("ganesha.nfsd"), cpus.servers.as_deref())
-        .arg("-F")
-        .arg("-f")
-        .arg(&config_path)
-        .arg("-L")
-        .arg(&log)
-        .arg("-p")
-        .arg(dir.join("ganesha.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting ganesha.nfsd (apt nfs-ganesha nfs-ganesha-vfs; scripts/install-test-deps.sh)")?;
-    if let Err(e) = wait_ready(&mut child, ports.ganesha_nfs, &log) {
-        let _ = child.kill();
-        let _ = child.wait();
-        bail!("ganesha did not start: {e:#}");
+    if let Some(why) = &ganesha.v3_unavailable {
+        urls.insert(Proto::V3, Err(why.clone()));
     }
     for &proto in &args.protocols {
         urls.entry(proto).or_insert_with(|| {
             Ok(match proto {
-                Proto::V3 => format!(
-                    "nfs://127.0.0.1{}?nfsport={}&mountport={}",
-                    export.display(),
-                    ports.ganesha_nfs,
-                    ports.ganesha_mount
-                ),
-                Proto::V4 => format!("nfs://127.0.0.1/export?version=4&nfsport={}", ports.ganesha_nfs),
+                Proto::V3 => ganesha.v3_url(ports.ganesha_nfs, ports.ganesha_mount),
+                Proto::V4 => Ganesha::v4_url(ports.ganesha_nfs),
             })
         });
     }
-    eprintln!("ganesha: serving {} on 127.0.0.1:{} (protocols {protocols})", export.display(), ports.ganesha_nfs);
-    Ok(Side { name: "ganesha", children: vec![child], urls })
-}
-
-/// Starts `rpcbind -w -f` when nothing listens on port 111 (ours: stopped at the end).
-fn ensure_rpcbind(slot: &mut Option<Child>) -> anyhow::Result<()> {
-    if port_open(111) {
-        return Ok(());
-    }
-    std::fs::create_dir_all("/run/rpcbind").context("creating /run/rpcbind")?;
-    let program =
-        ["/usr/sbin/rpcbind", "/sbin/rpcbind"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("rpcbind");
-    let child = Command::new(program)
-        .args(["-w", "-f"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting rpcbind (apt rpcbind)")?;
-    *slot = Some(child);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if port_open(111) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("rpcbind started but port 111 is not open")
-}
-
-/// The bucketfs binary: `--bucketfs`, else target/release/bucketfs under $CARGO_TARGET_DIR or
-/// this workspace.
-fn bucketfs_binary(args: &Args) -> PathBuf {
-    if let Some(path) = &args.bucketfs {
-        return path.clone();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
-    target.join("release").join("bucketfs")
+    Ok(Side { name: "ganesha", children: vec![ganesha.child], urls })
 }
 
 /// The `[nfs]` section of bucketfs's configuration: the only place its field names appear here.
@@ -508,7 +369,7 @@ fn bucketfs_nfs_section(ports: Ports) -> String {
 const BUCKETFS_EXPORT: &str = "/export";
 
 fn start_bucketfs(args: &Args, ports: Ports, cpus: &Cpus, export: &Path) -> anyhow::Result<Side> {
-    let binary = bucketfs_binary(args);
+    let binary = servers::bucketfs_binary(args.bucketfs.as_deref());
     if !binary.exists() {
         bail!("no bucketfs binary at {} (cargo build --release -p bucketfs, or --bucketfs PATH)", binary.display());
     }
@@ -543,8 +404,7 @@ fn start_bucketfs(args: &Args, ports: Ports, cpus: &Cpus, export: &Path) -> anyh
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     if let Err(e) = wait_ready(&mut child, ports.bucketfs_nfs, &log) {
-        let _ = child.kill();
-        let _ = child.wait();
+        servers::stop(&mut child);
         bail!("bucketfs serve did not serve NFS: {e:#}");
     }
     let mut urls = BTreeMap::new();
@@ -595,97 +455,9 @@ fn run_fio(args: &Args, cpus: &Cpus, url: &str, files: &[String], workload: Work
     parse_measure(&json)
 }
 
-/// Runs fio on a job file under a time limit, up to `FIO_ATTEMPTS` times while it hangs or is
-/// killed by a signal (a libnfs crash); its JSON output. Other failures are not retried.
+/// Runs fio on a job file (perf's shared runner: time limit, retries of hangs and crashes).
 fn fio_json(args: &Args, cpus: &Cpus, job: &str, name: &str, limit: Duration) -> anyhow::Result<serde_json::Value> {
-    let mut attempt = 1;
-    loop {
-        match fio_json_once(args, cpus, job, name, limit) {
-            Err(FioError::Hung(e)) if attempt < FIO_ATTEMPTS => {
-                eprintln!("{name}: {e:#}; trying again");
-                attempt += 1;
-            }
-            Err(FioError::Hung(e) | FioError::Failed(e)) => return Err(e),
-            Ok(json) => return Ok(json),
-        }
-    }
-}
-
-enum FioError {
-    Hung(anyhow::Error),
-    Failed(anyhow::Error),
-}
-
-impl From<anyhow::Error> for FioError {
-    fn from(e: anyhow::Error) -> FioError {
-        FioError::Failed(e)
-    }
-}
-
-impl From<std::io::Error> for FioError {
-    fn from(e: std::io::Error) -> FioError {
-        FioError::Failed(e.into())
-    }
-}
-
-fn fio_json_once(
-    args: &Args,
-    cpus: &Cpus,
-    job: &str,
-    name: &str,
-    limit: Duration,
-) -> Result<serde_json::Value, FioError> {
-    let job_path = args.dir.join(format!("{name}.fio"));
-    std::fs::write(&job_path, job)?;
-    let out_path = args.dir.join(format!("{name}.json"));
-    let err_path = args.dir.join(format!("{name}.err"));
-    let mut child = pinned(&args.fio, cpus.client.as_deref())
-        .arg("--output-format=json")
-        .arg(format!("--output={}", out_path.display()))
-        .arg(&job_path)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path)?)
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("starting {}", args.fio.display()))?;
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            // fio's job processes are in its process group (fio leads it).
-            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let e =
-                anyhow::anyhow!("fio still running after {} s: killed (a hung NFS client or server)", limit.as_secs());
-            return Err(FioError::Hung(e));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
-    let stderr = stderr.lines().filter(|l| !l.trim().is_empty()).take(3).collect::<Vec<_>>().join(" / ");
-    if !status.success() {
-        let e = anyhow::anyhow!("fio failed ({status}): {stderr}");
-        // Killed by a signal: libnfs 4.0 crashes now and then (double free, SIGSEGV) on either
-        // server; the client's fault, tried again like a hang.
-        if std::os::unix::process::ExitStatusExt::signal(&status).is_some() {
-            return Err(FioError::Hung(e));
-        }
-        return Err(e.into());
-    }
-    let text = std::fs::read_to_string(&out_path).with_context(|| format!("reading {}", out_path.display()))?;
-    // fio may print notes before the JSON object.
-    let start = text.find('{').with_context(|| format!("fio printed no JSON: {stderr}"))?;
-    let json: serde_json::Value = serde_json::from_str(&text[start..]).context("parsing fio's JSON")?;
-    let job_error = json.pointer("/jobs/0/error").and_then(|v| v.as_i64()).unwrap_or(0);
-    if job_error != 0 {
-        return Err(anyhow::anyhow!("fio job error {job_error}: {stderr}").into());
-    }
-    Ok(json)
+    Fio { program: &args.fio, dir: &args.dir, cpus: cpus.client.as_deref() }.json(job, name, limit)
 }
 
 fn parse_measure(json: &serde_json::Value) -> anyhow::Result<Measure> {
@@ -737,11 +509,6 @@ impl Row {
     }
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied()
-}
-
 fn cell(r: &Result<Measure, String>, f: impl Fn(&Measure) -> String) -> String {
     match r {
         Ok(m) => f(m),
@@ -772,10 +539,7 @@ fn report(args: &Args, cores: usize, cpus: &Cpus, rows: &[Row]) -> String {
         args.iodepth,
         args.iodepth_seq,
         kernel.trim(),
-        match (&cpus.servers, &cpus.client) {
-            (Some(s), Some(c)) => format!("servers on cpus {s}, fio on cpus {c}"),
-            _ => "servers and fio share the cores".to_string(),
-        }
+        cpus.describe("fio")
     );
     // Why a side has no numbers, once per protocol.
     let mut notes = BTreeMap::new();
@@ -879,21 +643,6 @@ mod tests {
         let row = |g, b| Row { proto: Proto::V3, workload: Workload::Random4k, round: 0, ganesha: g, bucketfs: b };
         assert_eq!(row(m(1000.0), m(900.0)).ratio(), Some(0.9));
         assert_eq!(row(m(1000.0), Err("not available: x".into())).ratio(), None);
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(Vec::new()), None);
-    }
-
-    #[test]
-    fn log_tail_prefers_the_error() {
-        let dir = std::env::temp_dir().join(format!("nfs-bench-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("log");
-        std::fs::write(&log, "starting\nError: bad config\n  |\nunknown field `nfs`\n\nStack backtrace:\n 0: x\n")
-            .unwrap();
-        assert_eq!(log_tail(&log), "Error: bad config / unknown field `nfs`");
-        std::fs::write(&log, "a\nb :DBUS :CRIT\nc\nd\ne\n").unwrap();
-        assert_eq!(log_tail(&log), "c / d / e");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
