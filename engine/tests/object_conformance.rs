@@ -12,8 +12,9 @@ use engine::object::store::{ObjectStoreConfig, S3Config, StoreClient};
 use engine::object::{get_range_bytes, ObjectClient, ObjectError, PutOptions};
 use testkit::S3Server;
 
-/// What `StoreClient` can do through object_store 0.14 (see store.rs).
-const STORE_CAPS: Capabilities = Capabilities { dir_markers: true, conditional_multipart: false };
+/// The local directory (see local_dir.rs).
+const STORE_CAPS: Capabilities = Capabilities::ALL;
+/// What `StoreClient` can do on S3 through object_store 0.14 (see store.rs).
 const S3_CAPS: Capabilities = Capabilities { dir_markers: false, conditional_multipart: false };
 
 async fn seaweed_client() -> StoreClient {

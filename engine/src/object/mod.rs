@@ -21,6 +21,7 @@
 pub mod conformance;
 pub mod fault;
 mod local_dir;
+mod local_upload;
 pub mod memory;
 pub mod store;
 

@@ -22,7 +22,7 @@
 //! - Multipart uploads are plain (no If-None-Match / If-Match on complete): a `PutMode` other
 //!   than `Overwrite` is `Unsupported` for `put_multipart`.
 //! - The local directory backend lives in `local_dir` (user metadata as xattrs, directory
-//!   markers, `PutMode::Update`, paged listing).
+//!   markers, `PutMode::Update`, conditional multipart uploads, paged listing).
 //!
 //! Runs on: the backfill runtime (a small tokio runtime of its own, see `mod.rs`). Local
 //! directory I/O goes to tokio's blocking pool.
@@ -541,6 +541,10 @@ impl ObjectClient for StoreClient {
 
     async fn put_multipart(&self, key: &str, opts: &PutOptions) -> ObjectResult<Box<dyn MultipartUpload>> {
         let op = "create multipart";
+        let store = match &self.backend {
+            Backend::Local(l) => return l.put_multipart(key, opts).await,
+            Backend::Remote(store) => store,
+        };
         if opts.mode != PutMode::Overwrite {
             return Err(ObjectError::Unsupported {
                 op,
@@ -548,10 +552,6 @@ impl ObjectClient for StoreClient {
                 detail: "conditional multipart uploads (object_store has no If-Match on complete)".into(),
             });
         }
-        let store = match &self.backend {
-            Backend::Local(l) => return l.put_multipart(key, opts).await,
-            Backend::Remote(store) => store,
-        };
         let path = store_path(op, key)?;
         let mopts = PutMultipartOptions { attributes: to_attributes(&opts.user_metadata), ..Default::default() };
         let inner = store.put_multipart_opts(&path, mopts).await.map_err(|e| map_store_error(op, key, e))?;
@@ -636,12 +636,10 @@ type PartFuture = Shared<BoxFuture<'static, ObjectResult<()>>>;
 
 /// An `object_store` multipart upload behind our trait. Part futures are shared so `complete`
 /// can wait for every part, whoever polls them.
-pub(super) struct StoreUpload {
+struct StoreUpload {
     key: String,
     inner: Box<dyn object_store::MultipartUpload>,
     parts: Vec<PartFuture>,
-    /// Runs after a successful complete (the local backend sets user metadata there).
-    after_complete: Option<Box<dyn FnOnce() -> BoxFuture<'static, ObjectResult<()>> + Send>>,
 }
 
 impl std::fmt::Debug for StoreUpload {
@@ -651,16 +649,8 @@ impl std::fmt::Debug for StoreUpload {
 }
 
 impl StoreUpload {
-    pub(super) fn new(key: &str, inner: Box<dyn object_store::MultipartUpload>) -> StoreUpload {
-        StoreUpload { key: key.to_string(), inner, parts: Vec::new(), after_complete: None }
-    }
-
-    pub(super) fn with_after_complete(
-        mut self,
-        f: Box<dyn FnOnce() -> BoxFuture<'static, ObjectResult<()>> + Send>,
-    ) -> StoreUpload {
-        self.after_complete = Some(f);
-        self
+    fn new(key: &str, inner: Box<dyn object_store::MultipartUpload>) -> StoreUpload {
+        StoreUpload { key: key.to_string(), inner, parts: Vec::new() }
     }
 }
 
@@ -680,9 +670,6 @@ impl MultipartUpload for StoreUpload {
             part.await?;
         }
         let r = self.inner.complete().await.map_err(|e| map_store_error(op, &self.key, e))?;
-        if let Some(f) = self.after_complete.take() {
-            f().await?;
-        }
         Ok(PutOutcome { etag: r.e_tag, version: r.version })
     }
 
