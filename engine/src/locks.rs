@@ -31,6 +31,8 @@
 //! order); neither is held across anything that waits. Release of a client or owner visits
 //! the files the index names, one shard at a time.
 
+#![warn(missing_docs)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
@@ -178,8 +180,11 @@ impl fmt::Display for LockRange {
 /// One byte-range lock as held.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HeldLock {
+    /// Who holds it.
     pub owner: LockOwner,
+    /// The bytes (adjacent ranges of one owner and kind are one).
     pub range: LockRange,
+    /// Shared or exclusive.
     pub kind: LockKind,
 }
 
@@ -187,8 +192,11 @@ pub struct HeldLock {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind:?} lock over {range} held by {owner}")]
 pub struct Conflict {
+    /// Who holds the conflicting lock.
     pub owner: LockOwner,
+    /// Its whole range (not only the part that overlaps the request).
     pub range: LockRange,
+    /// Its kind.
     pub kind: LockKind,
 }
 
@@ -207,6 +215,7 @@ pub enum Limit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("lock table limit reached: {limit:?}")]
 pub struct LimitExceeded {
+    /// The bound.
     pub limit: Limit,
     /// The request overlaps the owner's own ranges, which it would have to split (NFSv4 says
     /// NFS4ERR_LOCK_RANGE for that).
@@ -251,9 +260,13 @@ impl LockError {
 pub struct ShareBits(pub u32);
 
 impl ShareBits {
+    /// No bits: no access (SMB attribute-only opens), or denying nothing.
     pub const NONE: ShareBits = ShareBits(0);
+    /// Reading (NFSv4 OPEN4_SHARE_ACCESS_READ / DENY_READ).
     pub const READ: ShareBits = ShareBits(1);
+    /// Writing (NFSv4 OPEN4_SHARE_ACCESS_WRITE / DENY_WRITE).
     pub const WRITE: ShareBits = ShareBits(2);
+    /// Deleting or renaming (SMB FILE_SHARE_DELETE; NFSv4 has none).
     pub const DELETE: ShareBits = ShareBits(4);
 
     /// Whether the two sets have a bit in common.
@@ -275,8 +288,11 @@ impl ShareBits {
 /// One owner's open of a file: what it does and what it denies others.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShareOpen {
+    /// Whose open.
     pub owner: LockOwner,
+    /// What it does.
     pub access: ShareBits,
+    /// What it denies other owners.
     pub deny: ShareBits,
 }
 
@@ -284,8 +300,11 @@ pub struct ShareOpen {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("share reservation of {holder} (access {access:?}, deny {deny:?}) conflicts")]
 pub struct ShareConflict {
+    /// Whose open.
     pub holder: LockOwner,
+    /// Its access bits.
     pub access: ShareBits,
+    /// Its deny bits.
     pub deny: ShareBits,
 }
 
@@ -330,6 +349,7 @@ pub enum Release {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the owner still holds {ranges} lock ranges")]
 pub struct LocksHeld {
+    /// Ranges it holds, all files together.
     pub ranges: usize,
 }
 
