@@ -50,6 +50,8 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// The write path: buffering, publishing to the bucket.
     pub write: crate::write::WriteConfig,
+    /// Bounds of the lock manager's tables.
+    pub locks: crate::locks::LockLimits,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +64,7 @@ impl Default for EngineConfig {
             recent_bytes_max: 256 << 20,
             retry: RetryPolicy::default(),
             write: crate::write::WriteConfig::default(),
+            locks: crate::locks::LockLimits::default(),
         }
     }
 }
@@ -166,6 +169,7 @@ pub struct Engine {
     read_latency: LatencyRecorder,
     started: Instant,
     pub(crate) writes: crate::write::WriteBack,
+    locks: Arc<crate::locks::LockManager>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -221,6 +225,7 @@ impl Engine {
         let config_write = config.write.clone();
         Ok(Engine {
             readahead: ReadAhead::new(config.block_bytes, config.read_ahead_bytes_max, config.fetch_bytes),
+            locks: Arc::new(crate::locks::LockManager::new(config.locks)),
             config,
             rt: Some(rt),
             store,
@@ -233,6 +238,11 @@ impl Engine {
             started: Instant::now(),
             writes: crate::write::WriteBack::new(config_write),
         })
+    }
+
+    /// The one lock manager every protocol shares (byte-range locks, share reservations).
+    pub fn locks(&self) -> &Arc<crate::locks::LockManager> {
+        &self.locks
     }
 
     pub fn config(&self) -> &EngineConfig {

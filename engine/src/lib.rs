@@ -5,6 +5,7 @@ pub mod bucket;
 pub mod engine;
 pub mod error;
 pub mod latency;
+pub mod locks;
 pub mod meta;
 pub mod namespace;
 pub mod object;

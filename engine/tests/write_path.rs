@@ -19,7 +19,8 @@ use engine::{BucketSpec, CreateMode, Engine, EngineConfig, EngineError, ExportSp
 fn write_config() -> engine::WriteConfig {
     engine::WriteConfig {
         upload_delay_after_close: Duration::from_millis(50),
-        upload_delay_idle: Duration::from_millis(300),
+        // Long: publish_all() makes files due at once; an idle upload must not start mid-test.
+        upload_delay_idle: Duration::from_secs(30),
         part_bytes: 5 * MIB,
         retry_delay: Duration::from_millis(50),
         retry_delay_max: Duration::from_millis(400),

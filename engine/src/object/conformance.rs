@@ -20,15 +20,25 @@ use super::{get_range_bytes, join_key, ObjectClient, ObjectError, PutMode, PutOp
 /// What a backend can do, where backends legitimately differ.
 #[derive(Debug, Clone, Copy)]
 pub struct Capabilities {
-    /// Empty `dir/` objects can be written, read, listed and deleted.
+    /// Empty `dir/` objects can be written, read, listed, copied and deleted.
     pub dir_markers: bool,
+    /// A marker keeps the user metadata it was written with. A property of the server rather
+    /// than of the client: SeaweedFS 4.48 answers 200 to a PUT of `dir/` with `x-amz-meta-*`
+    /// and drops the metadata.
+    pub dir_marker_metadata: bool,
     /// `put_multipart` honours `PutMode::Create` / `Update`.
     pub conditional_multipart: bool,
 }
 
 impl Capabilities {
-    pub const ALL: Capabilities = Capabilities { dir_markers: true, conditional_multipart: true };
+    /// Everything holds.
+    pub const ALL: Capabilities =
+        Capabilities { dir_markers: true, dir_marker_metadata: true, conditional_multipart: true };
 }
+
+/// Size of the object [`large_copy`] copies in [`run_all`]: four 5 MiB parts and a short last
+/// one, for a client whose multipart-copy threshold is lowered below it.
+pub const LARGE_COPY_BYTES: usize = 20 * 1024 * 1024 + 3 * 1024;
 
 pub type Outcome = Result<(), String>;
 
@@ -66,8 +76,10 @@ pub async fn run_all(c: &dyn ObjectClient, scratch: &str, caps: Capabilities) ->
     list_with_delimiter(c, &join_key(scratch, "list/")).await?;
     list_paging(c, &join_key(scratch, "paging/"), 2_500).await?;
     dir_markers(c, &join_key(scratch, "markers/"), caps).await?;
-    multipart(c, &join_key(scratch, "multipart"), caps).await?;
+    multipart(c, &join_key(scratch, "multipart")).await?;
+    conditional_multipart(c, &join_key(scratch, "cond-multipart"), caps).await?;
     copy(c, &join_key(scratch, "copy")).await?;
+    large_copy(c, &join_key(scratch, "large-copy"), LARGE_COPY_BYTES).await?;
     delete_and_not_found(c, &join_key(scratch, "delete")).await?;
     Ok(())
 }
@@ -233,11 +245,15 @@ pub async fn list_paging(c: &dyn ObjectClient, prefix: &str, keys: usize) -> Out
     Ok(())
 }
 
-/// Empty `dir/` objects: written, read, listed (as an object of their own directory, as a common
-/// prefix of the parent, in a flat listing) and deleted. Or refused with `Unsupported`.
+/// Empty `dir/` objects (`mkdir` of an empty directory, the s3fs / rclone convention): written
+/// with `mode`/`uid`/`gid`/`mtime` metadata, refused when they exist with `Create`, read, listed
+/// (as an object of their own directory, as a common prefix of the parent, in a flat listing),
+/// copied (a rename) and deleted (`rmdir`). Or refused with `Unsupported`.
 pub async fn dir_markers(c: &dyn ObjectClient, prefix: &str, caps: Capabilities) -> Outcome {
     let marker = format!("{prefix}dir/");
-    let r = c.put(&marker, Bytes::new(), &PutOptions::default()).await;
+    let user = meta(&[("mode", "040755"), ("uid", "1000"), ("gid", "1000"), ("mtime", "1700000000")]);
+    let create = PutOptions { mode: PutMode::Create, user_metadata: user.clone() };
+    let r = c.put(&marker, Bytes::new(), &create).await;
     if !caps.dir_markers {
         return match r {
             Err(ObjectError::Unsupported { .. }) => Ok(()),
@@ -245,9 +261,17 @@ pub async fn dir_markers(c: &dyn ObjectClient, prefix: &str, caps: Capabilities)
         };
     }
     ctx("put marker", r)?;
+    match c.put(&marker, Bytes::new(), &create).await {
+        Err(e) if e.is_precondition() => {}
+        other => return Err(format!("put create of an existing marker (mkdir of an existing dir): {other:?}")),
+    }
     put(c, &format!("{prefix}file"), pattern(5, 0)).await?;
     let head = ctx("head marker", c.head(&marker).await)?;
     ensure!(head.size == 0 && head.key == marker, "marker head {head:?}");
+    ensure!(head.user_metadata.is_some(), "no user metadata from a marker's head");
+    if caps.dir_marker_metadata {
+        ensure!(head.user_metadata.as_ref() == Some(&user), "marker metadata {:?} != {user:?}", head.user_metadata);
+    }
     let got = ctx("get marker", get_range_bytes(c, &marker, 0..0, None).await)?;
     ensure!(got.is_empty(), "marker body {} bytes", got.len());
     let parent = ctx("list parent", c.list(prefix, true, None, 1000).await)?;
@@ -257,10 +281,26 @@ pub async fn dir_markers(c: &dyn ObjectClient, prefix: &str, caps: Capabilities)
     ensure!(keys == vec![marker.as_str()] && own.objects[0].size == 0, "marker's own listing {keys:?}");
     let flat = list_all(c, prefix, false, 1000).await?;
     ensure!(flat == vec![marker.clone(), format!("{prefix}file")], "flat listing {flat:?}");
+    // A deeper marker in a flat listing keeps its '/'.
+    let deeper = ctx("flat list from above", c.list(&prefix[..prefix.len() - 1], false, None, 1000).await)?;
+    ensure!(deeper.objects.iter().any(|o| o.key == marker), "flat listing from above lost {marker}: {deeper:?}");
+    // Rename of an empty directory: copy the marker, delete the old one.
+    let renamed = format!("{prefix}renamed/");
+    let etag = head.etag.clone().ok_or("no ETag on the marker")?;
+    ctx("copy marker", c.copy(&marker, &renamed, Some(&etag)).await)?;
+    let head2 = ctx("head copied marker", c.head(&renamed).await)?;
+    ensure!(head2.size == 0 && head2.key == renamed, "copied marker head {head2:?}");
+    if caps.dir_marker_metadata {
+        ensure!(head2.user_metadata.as_ref() == Some(&user), "copied marker metadata {:?}", head2.user_metadata);
+    }
+    ctx("delete copied marker", c.delete(&renamed).await)?;
     ctx("delete marker", c.delete(&marker).await)?;
-    match c.head(&marker).await {
-        Err(e) if e.is_not_found() => {}
-        other => return Err(format!("head of a deleted marker: {other:?}")),
+    ctx("delete marker again", c.delete(&marker).await)?;
+    for gone in [&marker, &renamed] {
+        match c.head(gone).await {
+            Err(e) if e.is_not_found() => {}
+            other => return Err(format!("head of a deleted marker {gone}: {other:?}")),
+        }
     }
     let parent = ctx("list parent after delete", c.list(prefix, true, None, 1000).await)?;
     ensure!(parent.prefixes.is_empty(), "deleted marker still listed: {:?}", parent.prefixes);
@@ -269,7 +309,7 @@ pub async fn dir_markers(c: &dyn ObjectClient, prefix: &str, caps: Capabilities)
 
 /// Three parts (5 MiB, 5 MiB, 1 KiB) sent in parallel, complete, read across part boundaries;
 /// an aborted upload publishes nothing.
-pub async fn multipart(c: &dyn ObjectClient, key: &str, caps: Capabilities) -> Outcome {
+pub async fn multipart(c: &dyn ObjectClient, key: &str) -> Outcome {
     const MIB: usize = 1024 * 1024;
     let body = pattern(10 * MIB + 1024, 9);
     let user = meta(&[("origin", "multipart")]);
@@ -315,19 +355,78 @@ pub async fn multipart(c: &dyn ObjectClient, key: &str, caps: Capabilities) -> O
         Err(e) if e.is_not_found() => {}
         other => return Err(format!("head after abort: {other:?}")),
     }
-    let create = PutOptions { mode: PutMode::Create, ..Default::default() };
-    match (caps.conditional_multipart, c.put_multipart(key, &create).await) {
-        (false, Err(ObjectError::Unsupported { .. })) => {}
-        (true, Ok(mut up)) => {
-            ctx("upload part", up.put_part(Bytes::from_static(b"x")).await)?;
-            match up.complete().await {
-                Err(e) if e.is_precondition() => {}
-                other => return Err(format!("multipart create over an existing key: {other:?}")),
-            }
-        }
-        (_, other) => return Err(format!("conditional multipart: {:?}", other.map(|_| "an upload"))),
-    }
     Ok(())
+}
+
+/// Uploads `body` in parts of 5 MiB with `opts`; the outcome of `complete`.
+async fn upload(
+    c: &dyn ObjectClient,
+    key: &str,
+    body: &Bytes,
+    opts: &PutOptions,
+) -> Result<Result<Option<String>, ObjectError>, String> {
+    const PART: usize = 5 * 1024 * 1024;
+    let mut up = ctx("create multipart", c.put_multipart(key, opts).await)?;
+    let parts: Vec<_> =
+        (0..body.len()).step_by(PART).map(|at| up.put_part(body.slice(at..(at + PART).min(body.len())))).collect();
+    for r in futures::future::join_all(parts).await {
+        ctx("upload part", r)?;
+    }
+    Ok(up.complete().await.map(|o| o.etag))
+}
+
+/// Multipart uploads with a precondition on complete (the write-back of a file someone else may
+/// have changed meanwhile): `Create` of an absent key publishes, of a present one is
+/// `Precondition`; `Update` with the current ETag publishes, with a stale one (or of a missing
+/// key) is `Precondition`; a refused upload publishes nothing. Or refused with `Unsupported`.
+pub async fn conditional_multipart(c: &dyn ObjectClient, key: &str, caps: Capabilities) -> Outcome {
+    let create = PutOptions { mode: PutMode::Create, user_metadata: meta(&[("v", "1")]) };
+    if !caps.conditional_multipart {
+        return match c.put_multipart(key, &create).await {
+            Err(ObjectError::Unsupported { .. }) => Ok(()),
+            other => Err(format!("conditional multipart on a backend without: {:?}", other.map(|_| "an upload"))),
+        };
+    }
+    let v1 = pattern(5 * 1024 * 1024 + 1000, 21);
+    let put_etag = ctx("complete create (absent)", upload(c, key, &v1, &create).await?)?;
+    let head1 = ctx("head 1", c.head(key).await)?;
+    let etag1 = head1.etag.clone().ok_or("no ETag")?;
+    ensure!(put_etag.is_none() || put_etag.as_ref() == Some(&etag1), "complete ETag {put_etag:?} != head {etag1}");
+    ensure!(head1.user_metadata == Some(meta(&[("v", "1")])), "metadata {:?}", head1.user_metadata);
+    let unchanged = |what: &'static str, want: Bytes, etag: String| async move {
+        let head = ctx("head", c.head(key).await)?;
+        ensure!(head.etag.as_ref() == Some(&etag), "{what}: ETag {:?}, want {etag}", head.etag);
+        let got = ctx("get", get_range_bytes(c, key, 0..want.len() as u64, None).await)?;
+        ensure!(got == want, "{what}: the object changed");
+        Ok::<(), String>(())
+    };
+    match upload(c, key, &pattern(1000, 22), &create).await? {
+        Err(e) if e.is_precondition() => {}
+        other => return Err(format!("multipart create over an existing key: {other:?}")),
+    }
+    unchanged("after a refused create", v1.clone(), etag1.clone()).await?;
+    let update =
+        |etag: &str| PutOptions { mode: PutMode::Update { etag: etag.into() }, user_metadata: meta(&[("v", "2")]) };
+    let v2 = pattern(5 * 1024 * 1024 + 2000, 23);
+    ctx("complete update (current ETag)", upload(c, key, &v2, &update(&etag1)).await?)?;
+    let head2 = ctx("head 2", c.head(key).await)?;
+    let etag2 = head2.etag.clone().ok_or("no ETag")?;
+    ensure!(etag2 != etag1, "ETag unchanged by a conditional multipart update");
+    ensure!(head2.user_metadata == Some(meta(&[("v", "2")])), "metadata {:?}", head2.user_metadata);
+    match upload(c, key, &pattern(6 * 1024 * 1024, 24), &update(&etag1)).await? {
+        Err(e) if e.is_precondition() => {}
+        other => return Err(format!("multipart update with a stale ETag: {other:?}")),
+    }
+    unchanged("after a refused update", v2, etag2.clone()).await?;
+    let missing = format!("{key}-missing");
+    match upload(c, &missing, &pattern(10, 25), &update(&etag2)).await? {
+        Err(e) if e.is_precondition() || e.is_not_found() => {}
+        other => return Err(format!("multipart update of a missing key: {other:?}")),
+    }
+    match c.head(&missing).await {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => Err(format!("a refused multipart update published {missing}: {other:?}")),
+    }
 }
 
 /// Server-side copy keeps body and metadata; a stale If-Match is `Precondition`; a missing source
@@ -359,6 +458,35 @@ pub async fn copy(c: &dyn ObjectClient, key: &str) -> Outcome {
         Err(e) if e.is_not_found() => Ok(()),
         other => Err(format!("copy of a missing key: {other:?}")),
     }
+}
+
+/// Server-side copy of a `len`-byte object (large enough for a multipart copy when the client's
+/// threshold is lowered): the bytes and metadata arrive; a stale `if_match` is `Precondition`
+/// and leaves the target alone; an unconditional copy takes the new source.
+pub async fn large_copy(c: &dyn ObjectClient, key: &str, len: usize) -> Outcome {
+    let (from, to) = (format!("{key}-from"), format!("{key}-to"));
+    let user = meta(&[("k", "large")]);
+    let v1 = pattern(len, 31);
+    ctx("put", c.put(&from, v1.clone(), &PutOptions { mode: PutMode::Overwrite, user_metadata: user.clone() }).await)?;
+    let etag = ctx("head", c.head(&from).await)?.etag.ok_or("no ETag")?;
+    ctx("copy", c.copy(&from, &to, Some(&etag)).await)?;
+    let head = ctx("head copy", c.head(&to).await)?;
+    ensure!(head.size == len as u64, "copy size {}", head.size);
+    ensure!(head.user_metadata.as_ref() == Some(&user), "copied metadata {:?}", head.user_metadata);
+    let got = ctx("get copy", get_range_bytes(c, &to, 0..len as u64, None).await)?;
+    ensure!(got == v1, "copied bytes differ");
+    let v2 = pattern(len, 32);
+    put(c, &from, v2.clone()).await?;
+    match c.copy(&from, &to, Some(&etag)).await {
+        Err(e) if e.is_precondition() => {}
+        other => return Err(format!("large copy with a stale If-Match: {other:?}")),
+    }
+    let got = ctx("get copy after refused copy", get_range_bytes(c, &to, 0..len as u64, None).await)?;
+    ensure!(got == v1, "a refused copy changed the target");
+    ctx("copy unconditional", c.copy(&from, &to, None).await)?;
+    let got = ctx("get copy 2", get_range_bytes(c, &to, 0..len as u64, None).await)?;
+    ensure!(got == v2, "unconditional copy did not overwrite");
+    Ok(())
 }
 
 /// Delete removes; deleting again succeeds; HEAD and GET of a missing key are `NotFound`.

@@ -5,7 +5,9 @@
 //!   the staged file before it is published, so a reader never sees a body without its metadata.
 //!   A filesystem without user xattrs is refused when the client opens (`Unsupported`).
 //! - PUT is done here (staged file `<name>#<digits>`, which `LocalFileSystem` listings ignore,
-//!   then rename / hard link). `Create` publishes with a hard link, atomic against anyone.
+//!   then rename / hard link), and so are multipart uploads (`local_upload`: parts written into
+//!   a staged file, published by `complete` the same way, conditions included). `Create`
+//!   publishes with a hard link, atomic against anyone.
 //!   `Update` checks the ETag and renames under this client's write lock; every write of this
 //!   client takes that lock to publish, so within one client the check-and-publish is atomic.
 //!   Another process (or another client on the same directory) can still publish between the
@@ -38,18 +40,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures::FutureExt;
 use futures::StreamExt;
 use object_store::local::LocalFileSystem;
-use object_store::{GetOptions, GetRange, ObjectStore, PutMultipartOptions};
+use object_store::{GetOptions, GetRange, ObjectStore};
 use rustix::fs::XattrFlags;
 use rustix::io::Errno;
 
-use super::store::{check_empty_range, check_etag, map_body, map_store_error, rename_op, store_path, StoreUpload};
+use super::local_upload::LocalUpload;
+use super::store::{check_empty_range, check_etag, map_body, map_store_error, rename_op, store_path};
 use super::{ByteStream, ListPage, MultipartUpload, ObjectError, ObjectMeta, ObjectResult, PutMode, PutOptions};
 use super::{PutOutcome, UserMetadata};
 
-const META_PREFIX: &str = "user.bucketfs.meta.";
+pub(super) const META_PREFIX: &str = "user.bucketfs.meta.";
 const MARKER_XATTR: &str = "user.bucketfs.marker";
 /// Linux's limit on one xattr value and on the list of names.
 const XATTR_BYTES_MAX: usize = 64 * 1024;
@@ -63,7 +65,7 @@ pub(super) struct LocalDir {
     staging_seq: AtomicU64,
 }
 
-fn io_error(op: &'static str, key: &str, e: std::io::Error) -> ObjectError {
+pub(super) fn io_error(op: &'static str, key: &str, e: std::io::Error) -> ObjectError {
     let key = key.to_string();
     match e.kind() {
         ErrorKind::NotFound => ObjectError::NotFound { op, key },
@@ -85,13 +87,13 @@ fn io_error(op: &'static str, key: &str, e: std::io::Error) -> ObjectError {
     }
 }
 
-fn errno(op: &'static str, key: &str, e: Errno) -> ObjectError {
+pub(super) fn errno(op: &'static str, key: &str, e: Errno) -> ObjectError {
     io_error(op, key, std::io::Error::from(e))
 }
 
 /// `LocalFileSystem`'s ETag of a file with this metadata (same formula, so `if_match` on a GET,
 /// which `LocalFileSystem` checks, agrees with the ETags this module hands out).
-fn file_etag(m: &Metadata) -> String {
+pub(super) fn file_etag(m: &Metadata) -> String {
     let mtime = m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default().as_micros();
     format!("\"{:x}-{:x}-{:x}\"", m.ino(), mtime, m.len())
 }
@@ -183,7 +185,7 @@ impl LocalDir {
     }
 
     /// The filesystem path of `key` (a marker's directory for `dir/`), and whether it is a marker.
-    fn fs_path(&self, op: &'static str, key: &str) -> ObjectResult<(PathBuf, bool)> {
+    pub(super) fn fs_path(&self, op: &'static str, key: &str) -> ObjectResult<(PathBuf, bool)> {
         let (stem, marker) = match key.strip_suffix('/') {
             Some(stem) => (stem, true),
             None => (key, false),
@@ -200,7 +202,7 @@ impl LocalDir {
         Ok((fs_path, marker))
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         op: &'static str,
         key: &str,
@@ -308,8 +310,31 @@ impl LocalDir {
         Ok(map_body(op, key, range.end - range.start, r.into_stream()))
     }
 
+    /// Creates an empty staged file next to `path` (and the directories above it).
+    pub(super) fn create_staged(&self, op: &'static str, key: &str, path: &FsPath) -> ObjectResult<(PathBuf, File)> {
+        let parent =
+            path.parent().ok_or_else(|| ObjectError::Other { op, key: key.into(), detail: "no parent".into() })?;
+        fs::create_dir_all(parent).map_err(|e| io_error(op, key, e))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let seq = self.staging_seq.fetch_add(1, Ordering::Relaxed);
+        let staged = parent.join(format!("{name}#{}{seq}", std::process::id()));
+        let file = File::create_new(&staged).map_err(|e| io_error(op, key, e))?;
+        Ok((staged, file))
+    }
+
+    /// Sets the user metadata of a staged file as xattrs; returns its ETag (unchanged by the
+    /// rename or link that publishes it).
+    pub(super) fn finish_staged(op: &'static str, key: &str, file: &File, meta: &UserMetadata) -> ObjectResult<String> {
+        for (k, v) in meta {
+            rustix::fs::fsetxattr(file.as_fd(), format!("{META_PREFIX}{k}"), v.as_bytes(), XattrFlags::empty())
+                .map_err(|e| errno(op, key, e))?;
+        }
+        let m = file.metadata().map_err(|e| io_error(op, key, e))?;
+        Ok(file_etag(&m))
+    }
+
     /// Writes `body` to a staged file next to `path` with the metadata as xattrs; returns the
-    /// staged path and its ETag (unchanged by the rename or link that publishes it).
+    /// staged path and its ETag.
     fn stage(
         &self,
         op: &'static str,
@@ -318,22 +343,11 @@ impl LocalDir {
         body: &[u8],
         meta: &UserMetadata,
     ) -> ObjectResult<(PathBuf, String)> {
-        let parent =
-            path.parent().ok_or_else(|| ObjectError::Other { op, key: key.into(), detail: "no parent".into() })?;
-        fs::create_dir_all(parent).map_err(|e| io_error(op, key, e))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let seq = self.staging_seq.fetch_add(1, Ordering::Relaxed);
-        let staged = parent.join(format!("{name}#{}{seq}", std::process::id()));
-        let result = (|| {
-            let mut file = File::create_new(&staged).map_err(|e| io_error(op, key, e))?;
-            file.write_all(body).map_err(|e| io_error(op, key, e))?;
-            for (k, v) in meta {
-                rustix::fs::fsetxattr(file.as_fd(), format!("{META_PREFIX}{k}"), v.as_bytes(), XattrFlags::empty())
-                    .map_err(|e| errno(op, key, e))?;
-            }
-            let m = file.metadata().map_err(|e| io_error(op, key, e))?;
-            Ok(file_etag(&m))
-        })();
+        let (staged, mut file) = self.create_staged(op, key, path)?;
+        let result = file
+            .write_all(body)
+            .map_err(|e| io_error(op, key, e))
+            .and_then(|()| Self::finish_staged(op, key, &file, meta));
         match result {
             Ok(etag) => Ok((staged, etag)),
             Err(e) => {
@@ -347,20 +361,33 @@ impl LocalDir {
         let op = "put";
         let (path, _) = self.fs_path(op, key)?;
         let (staged, etag) = self.stage(op, key, &path, body, &opts.user_metadata)?;
+        self.publish_sync(op, key, &staged, &path, &opts.mode)?;
+        Ok(PutOutcome { etag: Some(etag), version: None })
+    }
+
+    /// Publishes `staged` as `path` if `mode`'s condition holds; the staged name is gone after.
+    pub(super) fn publish_sync(
+        &self,
+        op: &'static str,
+        key: &str,
+        staged: &FsPath,
+        path: &FsPath,
+        mode: &PutMode,
+    ) -> ObjectResult<()> {
         let published = {
             let _guard = self.lock();
-            match &opts.mode {
-                PutMode::Overwrite => fs::rename(&staged, &path).map_err(|e| io_error(op, key, e)),
-                PutMode::Create => match fs::hard_link(&staged, &path) {
+            match mode {
+                PutMode::Overwrite => fs::rename(staged, path).map_err(|e| io_error(op, key, e)),
+                PutMode::Create => match fs::hard_link(staged, path) {
                     Ok(()) => Ok(()),
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                         Err(ObjectError::Precondition { op, key: key.into(), detail: "object exists".into() })
                     }
                     Err(e) => Err(io_error(op, key, e)),
                 },
-                PutMode::Update { etag: want } => match fs::metadata(&path) {
+                PutMode::Update { etag: want } => match fs::metadata(path) {
                     Ok(m) if m.is_file() => check_etag(op, key, Some(&file_etag(&m)), want)
-                        .and_then(|()| fs::rename(&staged, &path).map_err(|e| io_error(op, key, e))),
+                        .and_then(|()| fs::rename(staged, path).map_err(|e| io_error(op, key, e))),
                     Ok(_) => Err(ObjectError::Precondition { op, key: key.into(), detail: "no such object".into() }),
                     Err(e) if e.kind() == ErrorKind::NotFound => {
                         Err(ObjectError::Precondition { op, key: key.into(), detail: "no such object".into() })
@@ -370,8 +397,8 @@ impl LocalDir {
             }
         };
         // After a rename the staged name is gone; after a link or a failure it is removed here.
-        let _ = fs::remove_file(&staged);
-        published.map(|()| PutOutcome { etag: Some(etag), version: None })
+        let _ = fs::remove_file(staged);
+        published
     }
 
     fn put_marker_sync(&self, key: &str, body: &[u8], opts: &PutOptions) -> ObjectResult<PutOutcome> {
@@ -442,7 +469,7 @@ impl LocalDir {
     ) -> ObjectResult<Box<dyn MultipartUpload>> {
         let op = "create multipart";
         check_metadata_names(op, key, &opts.user_metadata)?;
-        let (path, marker) = self.fs_path(op, key)?;
+        let (_, marker) = self.fs_path(op, key)?;
         if marker {
             return Err(ObjectError::Unsupported {
                 op,
@@ -450,33 +477,7 @@ impl LocalDir {
                 detail: "a directory marker holds no data".into(),
             });
         }
-        let store_key = store_path(op, key)?;
-        let inner = self
-            .fs
-            .put_multipart_opts(&store_key, PutMultipartOptions::default())
-            .await
-            .map_err(|e| map_store_error(op, key, e))?;
-        let upload = StoreUpload::new(key, inner);
-        if opts.user_metadata.is_empty() {
-            return Ok(Box::new(upload));
-        }
-        // LocalFileSystem publishes the parts itself: the metadata follows right after, so a
-        // reader can see the new body without its metadata for that moment.
-        let (this, meta, k) = (self.clone(), opts.user_metadata.clone(), key.to_string());
-        let after = Box::new(move || {
-            async move {
-                this.blocking("complete multipart", &k.clone(), move |_| {
-                    for (name, v) in &meta {
-                        rustix::fs::setxattr(&path, format!("{META_PREFIX}{name}"), v.as_bytes(), XattrFlags::empty())
-                            .map_err(|e| errno("complete multipart", &k, e))?;
-                    }
-                    Ok(())
-                })
-                .await
-            }
-            .boxed()
-        });
-        Ok(Box::new(upload.with_after_complete(after)))
+        Ok(Box::new(LocalUpload::create(self, key, opts).await?))
     }
 
     pub(super) async fn copy(self: &Arc<Self>, from: &str, to: &str, if_match: Option<&str>) -> ObjectResult<()> {
@@ -561,7 +562,7 @@ impl LocalDir {
     }
 
     /// Removes `dir` and its parents while they are empty and not markers (below the root).
-    fn remove_empty_dirs(&self, dir: &FsPath) {
+    pub(super) fn remove_empty_dirs(&self, dir: &FsPath) {
         let mut current = Some(dir);
         while let Some(d) = current {
             if d == self.root || !d.starts_with(&self.root) {

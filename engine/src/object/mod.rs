@@ -9,7 +9,8 @@
 //! - [`memory::MemoryClient`]: in memory, for unit tests.
 //! - [`store::StoreClient`]: S3, GCS, Azure and a local directory through the `object_store` crate
 //!   (the local directory's extras, user metadata as xattrs and directory markers, in
-//!   `local_dir`).
+//!   `local_dir`; the S3 requests `object_store` cannot send, directory markers, conditional
+//!   multipart uploads and conditional / multipart copies, in `s3_raw`).
 //! - [`fault::FaultyClient`]: wraps any client and injects latency, 500, 503 SlowDown, connection
 //!   resets and short bodies, seeded and switchable at run time, for tests.
 //!
@@ -21,7 +22,9 @@
 pub mod conformance;
 pub mod fault;
 mod local_dir;
+mod local_upload;
 pub mod memory;
+mod s3_raw;
 pub mod store;
 
 use std::collections::BTreeMap;

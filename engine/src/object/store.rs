@@ -11,18 +11,23 @@
 //!
 //! What `object_store` 0.14 cannot express, and what this client does about it:
 //! - Keys must survive `object_store::path::Path`: no empty segment (`a//b`, a leading `/`), no
-//!   `.`/`..` segment, no control character, and (remote backends) no trailing `/`. Such keys fail
-//!   with `Unsupported` rather than silently addressing another key. So on S3/GCS/Azure a
-//!   directory marker (`dir/`, empty) cannot be written, read or deleted through this client.
-//!   Listing with a delimiter still reports a marker of the listed directory exactly (it is the
-//!   one listed object that does not start with the prefix once `Path` strips its `/`); a listing
-//!   *without* delimiter reports a deeper marker `a/b/` as `a/b` (no way to tell them apart).
-//! - There is no conditional copy: `copy` with `if_match` does a HEAD, compares, then copies. A
-//!   write to the source between the two is copied although its ETag no longer matches.
-//! - Multipart uploads are plain (no If-None-Match / If-Match on complete): a `PutMode` other
-//!   than `Overwrite` is `Unsupported` for `put_multipart`.
+//!   `.`/`..` segment, no control character, no trailing `/`. On S3 such keys (directory markers
+//!   `dir/` above all) go through our raw S3 requests (`s3_raw`): HEAD, GET, PUT (conditional,
+//!   with user metadata), DELETE. On GCS and Azure they fail with `Unsupported` rather than
+//!   silently addressing another key.
+//! - S3 listings go through `s3_raw` too (ListObjectsV2, keys exactly as stored): through `Path`
+//!   a marker `a/b/` deeper than the listed directory would come back as `a/b`. GCS and Azure
+//!   list through `object_store` (and keep that limitation, moot since they cannot write markers).
+//! - Conditional multipart uploads (`If-None-Match: *` / `If-Match` on
+//!   CompleteMultipartUpload) on S3 go through `s3_raw`; plain ones stay with `object_store`.
+//!   On GCS and Azure a `PutMode` other than `Overwrite` is `Unsupported` for `put_multipart`.
+//! - Copies on S3 go through `s3_raw`: the source ETag condition is sent to the server
+//!   (`x-amz-copy-source-if-match`) and objects above [`MultipartCopy::threshold_bytes`] (5 GiB,
+//!   CopyObject's limit) are copied by parts (UploadPartCopy). On GCS and Azure `copy` with
+//!   `if_match` does a HEAD, compares, then copies: a write to the source between the two is
+//!   copied although its ETag no longer matches.
 //! - The local directory backend lives in `local_dir` (user metadata as xattrs, directory
-//!   markers, `PutMode::Update`, paged listing).
+//!   markers, `PutMode::Update`, conditional multipart uploads, paged listing).
 //!
 //! Runs on: the backfill runtime (a small tokio runtime of its own, see `mod.rs`). Local
 //! directory I/O goes to tokio's blocking pool.
@@ -37,6 +42,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::StreamExt;
+use object_store::aws::AmazonS3ConfigKey;
+use object_store::client::{HttpConnector, ReqwestConnector};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{
@@ -46,10 +53,13 @@ use object_store::{
 use serde::Deserialize;
 
 use super::local_dir::LocalDir;
+use super::s3_raw::S3Raw;
 use super::{
     checked_length, ByteStream, ListPage, MultipartUpload, ObjectClient, ObjectError, ObjectMeta, ObjectResult,
     PutMode, PutOptions, PutOutcome, UserMetadata,
 };
+
+pub use super::s3_raw::MultipartCopy;
 
 /// Where the objects are. Deserialises from e.g.
 /// `{ kind = "s3", bucket = "b", endpoint = "http://127.0.0.1:8333", allow_http = true }`.
@@ -179,6 +189,9 @@ fn default_s3_credentials() -> S3Credentials {
 #[derive(Debug)]
 pub struct StoreClient {
     backend: Backend,
+    /// S3 only: the raw requests `object_store` cannot send (markers, listings, conditional
+    /// multipart, copies).
+    s3: Option<S3Raw>,
     describe: String,
 }
 
@@ -223,22 +236,26 @@ impl StoreClient {
                         }
                     }
                 };
+                let options = client_options(&c.timeouts, c.allow_http);
                 b = b
                     .with_bucket_name(&c.bucket)
                     .with_region(&c.region)
                     .with_virtual_hosted_style_request(!c.path_style)
                     .with_allow_http(c.allow_http)
                     .with_retry(no_retry())
-                    .with_client_options(client_options(&c.timeouts, c.allow_http));
+                    .with_client_options(options.clone());
                 if let Some(e) = &c.endpoint {
                     b = b.with_endpoint(e);
                 }
                 let describe =
                     format!("s3://{} at {}", c.bucket, c.endpoint.as_deref().unwrap_or("AWS").trim_end_matches('/'));
-                Ok(StoreClient {
-                    backend: Backend::Remote(Arc::new(b.build().map_err(|e| map_store_error(op, &describe, e))?)),
-                    describe,
-                })
+                let bucket_endpoint = s3_bucket_endpoint(&b, &c.bucket, &c.region);
+                let store = b.build().map_err(|e| map_store_error(op, &describe, e))?;
+                let http =
+                    ReqwestConnector::default().connect(&options).map_err(|e| map_store_error(op, &describe, e))?;
+                let raw = S3Raw::new(http, store.credentials().clone(), &c.bucket, &c.region, &bucket_endpoint)
+                    .map_err(|detail| ObjectError::Other { op, key: describe.clone(), detail })?;
+                Ok(StoreClient { backend: Backend::Remote(Arc::new(store)), s3: Some(raw), describe })
             }
             ObjectStoreConfig::Gcs(c) => {
                 let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
@@ -251,6 +268,7 @@ impl StoreClient {
                 let describe = format!("gs://{}", c.bucket);
                 Ok(StoreClient {
                     backend: Backend::Remote(Arc::new(b.build().map_err(|e| map_store_error(op, &describe, e))?)),
+                    s3: None,
                     describe,
                 })
             }
@@ -266,15 +284,46 @@ impl StoreClient {
                 let describe = format!("az://{}/{}", c.account, c.container);
                 Ok(StoreClient {
                     backend: Backend::Remote(Arc::new(b.build().map_err(|e| map_store_error(op, &describe, e))?)),
+                    s3: None,
                     describe,
                 })
             }
             ObjectStoreConfig::Local { root } => {
                 let local = LocalDir::open(root)?;
                 let describe = format!("file://{}", local.root().display());
-                Ok(StoreClient { backend: Backend::Local(Arc::new(local)), describe })
+                Ok(StoreClient { backend: Backend::Local(Arc::new(local)), s3: None, describe })
             }
         }
+    }
+
+    /// Sets how S3 copies large objects (threshold and part size; see [`MultipartCopy`], whose
+    /// values are clamped to S3's limits). Other backends ignore it.
+    pub fn with_multipart_copy(mut self, limits: MultipartCopy) -> StoreClient {
+        if let Some(raw) = &mut self.s3 {
+            raw.set_multipart_copy(limits);
+        }
+        self
+    }
+
+    /// The raw S3 client when `key` is one `object_store` cannot address (S3 only). An empty
+    /// key is nobody's: `store_path` refuses it.
+    fn raw_for(&self, key: &str) -> Option<&S3Raw> {
+        self.s3.as_ref().filter(|_| !key.is_empty() && store_path("address", key).is_err())
+    }
+}
+
+/// The bucket endpoint `object_store` will use for this builder (its own rule, which it does not
+/// expose): the endpoint itself when virtual-hosted, `endpoint/bucket` path-style, AWS's
+/// regional endpoints without one.
+fn s3_bucket_endpoint(b: &object_store::aws::AmazonS3Builder, bucket: &str, region: &str) -> String {
+    let endpoint =
+        b.get_config_value(&AmazonS3ConfigKey::S3Endpoint).or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
+    let virtual_hosted = b.get_config_value(&AmazonS3ConfigKey::VirtualHostedStyleRequest).as_deref() == Some("true");
+    match (endpoint, virtual_hosted) {
+        (Some(endpoint), true) => endpoint,
+        (Some(endpoint), false) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+        (None, true) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+        (None, false) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
     }
 }
 
@@ -293,7 +342,9 @@ pub(super) fn store_path(op: &'static str, key: &str) -> ObjectResult<Path> {
         return Err(ObjectError::Unsupported {
             op,
             key: key.into(),
-            detail: "object_store cannot address a key with a leading or trailing '/'".into(),
+            detail: "object_store cannot address a key with an empty segment or a trailing '/' (directory \
+                     markers need the S3 or the local-directory backend)"
+                .into(),
         });
     }
     Ok(path)
@@ -448,6 +499,9 @@ impl ObjectClient for StoreClient {
             Backend::Local(l) => return l.head(key).await,
             Backend::Remote(store) => store,
         };
+        if let Some(raw) = self.raw_for(key) {
+            return raw.head(key).await;
+        }
         let op = "head";
         let path = store_path(op, key)?;
         let r = store
@@ -475,6 +529,9 @@ impl ObjectClient for StoreClient {
             check_empty_range(op, key, &meta, &range, if_match)?;
             return Ok(futures::stream::empty().boxed());
         }
+        if let Some(raw) = self.raw_for(key) {
+            return raw.get_range(key, range, if_match).await;
+        }
         let path = store_path(op, key)?;
         let opts = GetOptions {
             range: Some(GetRange::Bounded(range.clone())),
@@ -496,6 +553,9 @@ impl ObjectClient for StoreClient {
             Backend::Local(l) => return l.list(prefix, delimiter, token, page_keys_max).await,
             Backend::Remote(store) => store,
         };
+        if let Some(raw) = &self.s3 {
+            return raw.list(prefix, delimiter, token, page_keys_max).await;
+        }
         let op = "list";
         let opts = PaginatedListOptions {
             delimiter: delimiter.then_some("/".into()),
@@ -530,6 +590,9 @@ impl ObjectClient for StoreClient {
             Backend::Local(l) => return l.put(key, body, opts).await,
             Backend::Remote(store) => store,
         };
+        if let Some(raw) = self.raw_for(key) {
+            return raw.put(key, body, opts).await;
+        }
         let op = "put";
         let path = store_path(op, key)?;
         let r = store
@@ -541,17 +604,23 @@ impl ObjectClient for StoreClient {
 
     async fn put_multipart(&self, key: &str, opts: &PutOptions) -> ObjectResult<Box<dyn MultipartUpload>> {
         let op = "create multipart";
-        if opts.mode != PutMode::Overwrite {
-            return Err(ObjectError::Unsupported {
-                op,
-                key: key.into(),
-                detail: "conditional multipart uploads (object_store has no If-Match on complete)".into(),
-            });
-        }
         let store = match &self.backend {
             Backend::Local(l) => return l.put_multipart(key, opts).await,
             Backend::Remote(store) => store,
         };
+        if let Some(raw) = &self.s3 {
+            if opts.mode != PutMode::Overwrite || self.raw_for(key).is_some() {
+                return Ok(Box::new(raw.create_multipart(key, opts).await?));
+            }
+        } else if opts.mode != PutMode::Overwrite {
+            return Err(ObjectError::Unsupported {
+                op,
+                key: key.into(),
+                detail: "conditional multipart uploads need the S3 or the local-directory backend (object_store \
+                         has no If-None-Match / If-Match on complete)"
+                    .into(),
+            });
+        }
         let path = store_path(op, key)?;
         let mopts = PutMultipartOptions { attributes: to_attributes(&opts.user_metadata), ..Default::default() };
         let inner = store.put_multipart_opts(&path, mopts).await.map_err(|e| map_store_error(op, key, e))?;
@@ -563,6 +632,9 @@ impl ObjectClient for StoreClient {
             Backend::Local(l) => return l.copy(from, to, if_match).await,
             Backend::Remote(store) => store,
         };
+        if let Some(raw) = &self.s3 {
+            return raw.copy(from, to, if_match).await;
+        }
         let op = "copy";
         let (src, dst) = (store_path(op, from)?, store_path(op, to)?);
         if let Some(want) = if_match {
@@ -578,6 +650,9 @@ impl ObjectClient for StoreClient {
             Backend::Local(l) => return l.delete(key).await,
             Backend::Remote(store) => store,
         };
+        if let Some(raw) = self.raw_for(key) {
+            return raw.delete(key).await;
+        }
         let op = "delete";
         let path = store_path(op, key)?;
         match store.delete(&path).await {
@@ -636,12 +711,10 @@ type PartFuture = Shared<BoxFuture<'static, ObjectResult<()>>>;
 
 /// An `object_store` multipart upload behind our trait. Part futures are shared so `complete`
 /// can wait for every part, whoever polls them.
-pub(super) struct StoreUpload {
+struct StoreUpload {
     key: String,
     inner: Box<dyn object_store::MultipartUpload>,
     parts: Vec<PartFuture>,
-    /// Runs after a successful complete (the local backend sets user metadata there).
-    after_complete: Option<Box<dyn FnOnce() -> BoxFuture<'static, ObjectResult<()>> + Send>>,
 }
 
 impl std::fmt::Debug for StoreUpload {
@@ -651,16 +724,8 @@ impl std::fmt::Debug for StoreUpload {
 }
 
 impl StoreUpload {
-    pub(super) fn new(key: &str, inner: Box<dyn object_store::MultipartUpload>) -> StoreUpload {
-        StoreUpload { key: key.to_string(), inner, parts: Vec::new(), after_complete: None }
-    }
-
-    pub(super) fn with_after_complete(
-        mut self,
-        f: Box<dyn FnOnce() -> BoxFuture<'static, ObjectResult<()>> + Send>,
-    ) -> StoreUpload {
-        self.after_complete = Some(f);
-        self
+    fn new(key: &str, inner: Box<dyn object_store::MultipartUpload>) -> StoreUpload {
+        StoreUpload { key: key.to_string(), inner, parts: Vec::new() }
     }
 }
 
@@ -680,9 +745,6 @@ impl MultipartUpload for StoreUpload {
             part.await?;
         }
         let r = self.inner.complete().await.map_err(|e| map_store_error(op, &self.key, e))?;
-        if let Some(f) = self.after_complete.take() {
-            f().await?;
-        }
         Ok(PutOutcome { etag: r.e_tag, version: r.version })
     }
 

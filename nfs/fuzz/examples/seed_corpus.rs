@@ -1,5 +1,6 @@
 //! Writes the checked-in seed corpus (corpus/<target>/<name>): a few valid encoded calls and
-//! near misses, made with the crate's own encoders. Run from nfs/fuzz:
+//! near misses, made with the crate's own encoders (in nfs4_compound only the lock*
+//! compounds; the other seeds there were written by hand). Run from nfs/fuzz:
 //!   cargo run --example seed_corpus
 //! It rewrites the files it owns and leaves others alone; commit what changed.
 
@@ -91,6 +92,68 @@ fn echo_calls() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// COMPOUND4args for `nfs4_compound` (the files it owns there): the lock operations, 4.0
+/// (open_to_lock_owner4, exist_lock_owner4, LOCKT, LOCKU, RELEASE_LOCKOWNER) and 4.1 (after
+/// SEQUENCE, a blocking type, a range to the end of file).
+fn lock_compounds() -> Vec<(&'static str, Vec<u8>)> {
+    use nfs::v4::ops::{lock, lockt, locku, release_lockowner, sequence};
+    use nfs::v4::ops::{LOCK, LOCKT, LOCKU, PUTFH, RELEASE_LOCKOWNER, SEQUENCE};
+    use nfs::v4::state::client::ClientId;
+    use nfs::v4::state::wire::{READ_LT, WRITEW_LT, WRITE_LT};
+    use nfs::v4::state::Stateid;
+    let compound = |minor: u32, ops: Vec<(u32, Vec<u8>)>| {
+        xdr(|w| {
+            w.put_string("seed");
+            w.put_u32(minor);
+            w.put_u32(ops.len() as u32);
+            for (op, args) in &ops {
+                w.put_u32(*op);
+                w.put_opaque_fixed(args);
+            }
+        })
+    };
+    let putfh = (PUTFH, xdr(|w| w.put_opaque(&[0x42u8; 29])));
+    let open = Stateid { seqid: 2, other: [7; 12] };
+    let held = Stateid { seqid: 1, other: [8; 12] };
+    let owner = b"lock-owner-1".to_vec();
+    let new_owner = lock::LockerArgs::OpenToLockOwner {
+        open_seqid: 3,
+        open_stateid: open,
+        lock_seqid: 0,
+        clientid: ClientId(0x6000_0000_0000_0001),
+        owner: owner.clone(),
+    };
+    let lock_new = lock::Args { locktype: WRITE_LT, reclaim: false, offset: 0, length: 4096, locker: new_owner };
+    let existing = lock::LockerArgs::ExistLockOwner { lock_stateid: held, lock_seqid: 1 };
+    let lock_more = lock::Args { locktype: READ_LT, reclaim: false, offset: 8192, length: 100, locker: existing };
+    let test = lockt::Args { locktype: READ_LT, offset: 0, length: u64::MAX, clientid: ClientId(5), owner };
+    let unlock = locku::Args { locktype: WRITE_LT, seqid: 2, lock_stateid: held, offset: 0, length: 4096 };
+    let release = release_lockowner::Args { clientid: ClientId(5), owner: b"lock-owner-1".to_vec() };
+    let v40 = compound(
+        0,
+        vec![
+            putfh.clone(),
+            (LOCK, xdr(|w| lock_new.encode(w))),
+            (LOCK, xdr(|w| lock_more.encode(w))),
+            (LOCKT, xdr(|w| test.encode(w))),
+            (LOCKU, xdr(|w| unlock.encode(w))),
+            (RELEASE_LOCKOWNER, xdr(|w| release.encode(w))),
+        ],
+    );
+    let seq = sequence::Args { session: [3; 16], seqid: 1, slot: 0, highest_slot: 0, cache_this: false };
+    let blocking = lock::Args { locktype: WRITEW_LT, length: u64::MAX, ..lock_new.clone() };
+    let v41 = compound(
+        1,
+        vec![
+            (SEQUENCE, xdr(|w| sequence::encode(&seq, w))),
+            putfh,
+            (LOCK, xdr(|w| blocking.encode(w))),
+            (LOCKU, xdr(|w| unlock.encode(w))),
+        ],
+    );
+    vec![("lock40", v40), ("lock41", v41)]
+}
+
 /// A one-fragment record.
 fn record(body: &[u8]) -> Vec<u8> {
     let mut v = rpc::record_mark(body.len()).to_vec();
@@ -125,6 +188,9 @@ fn main() -> std::io::Result<()> {
     for (name, bytes) in &calls {
         write(&corpus.join("rpc_call"), name, bytes)?;
         write(&corpus.join("rpc_server"), &format!("bare_{name}"), &[[0u8].as_slice(), bytes].concat())?;
+    }
+    for (name, bytes) in lock_compounds() {
+        write(&corpus.join("nfs4_compound"), name, &bytes)?;
     }
     for (name, bytes) in echo_calls() {
         write(&corpus.join("rpc_server"), name, &[[1u8].as_slice(), &bytes].concat())?;

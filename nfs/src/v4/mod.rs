@@ -41,8 +41,11 @@ pub struct Nfs4 {
 }
 
 impl Nfs4 {
+    /// The server over `exports`; `state` keeps its share reservations and byte-range locks in
+    /// the engine's lock manager from now on (shared with the other protocols).
     pub fn new(exports: Exports, state: Arc<State>) -> Nfs4 {
         let pseudo = PseudoFs::new(&exports);
+        state.use_lock_manager(exports.engine().locks().clone());
         Nfs4 { exports, pseudo, state }
     }
 
@@ -83,7 +86,7 @@ impl Nfs4 {
             };
             cx.op_index = i;
             let st = match cx.session_rules(i, nops, opnum) {
-                Err(st) => Err(st),
+                Err(st) => Err((st, None)),
                 Ok(()) => {
                     let mut res = Writer::new();
                     let st = ops::dispatch(&mut cx, opnum, &mut r, &mut res).await;
@@ -92,7 +95,12 @@ impl Nfs4 {
                         *w = reply;
                         return Ok(());
                     }
-                    st.map(|()| res)
+                    match st {
+                        // LOCK and LOCKT's NFS4ERR_DENIED carries LOCK4denied after the status.
+                        Err(Status::DENIED) => Err((Status::DENIED, Some(res))),
+                        Err(st) => Err((st, None)),
+                        Ok(()) => Ok(res),
+                    }
                 }
             };
             w.put_u32(if ops::is_valid(minor, opnum) { opnum } else { ops::OP_ILLEGAL });
@@ -102,9 +110,12 @@ impl Nfs4 {
                     w.put_u32(Status::OK.0);
                     w.append(res);
                 }
-                Err(st) => {
+                Err((st, body)) => {
                     status = st;
                     w.put_u32(st.0);
+                    if let Some(body) = body {
+                        w.append(body);
+                    }
                     break;
                 }
             }

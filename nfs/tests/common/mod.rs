@@ -94,7 +94,21 @@ impl Fixture {
         self.server_with(true)
     }
 
+    /// A fresh engine and server whose NFSv4 state is `state` (a test clock, a state directory).
+    pub fn server_with_state(&self, state: Arc<State>) -> Server {
+        self.server_built(false, state)
+    }
+
     fn server_with(&self, at_root: bool) -> Server {
+        let state = Arc::new(State::new(StateConfig {
+            lease: Duration::from_secs(90),
+            grace: Duration::from_secs(90),
+            dir: None,
+        }));
+        self.server_built(at_root, state)
+    }
+
+    fn server_built(&self, at_root: bool, state: Arc<State>) -> Server {
         let store = Store::open(&device(&self.root.path().join("cache.img")), StoreConfig::default()).unwrap();
         let client = StoreClient::new(&ObjectStoreConfig::Local { root: self.bucket() }).unwrap();
         let buckets = vec![BucketSpec { name: "b".into(), client: Arc::new(client), gets_in_flight_max: 8 }];
@@ -120,11 +134,6 @@ impl Fixture {
         };
         let engine = Arc::new(Engine::new(config, store, &self.root.path().join("meta"), buckets, specs).unwrap());
         let exports = Exports::new(engine.clone(), policies).unwrap();
-        let state = Arc::new(State::new(StateConfig {
-            lease: Duration::from_secs(90),
-            grace: Duration::from_secs(90),
-            dir: None,
-        }));
         let nfs4 = Arc::new(Nfs4::new(exports, state));
         let rpc = RpcServer::new().with(nfs4.clone());
         Server { rpc, nfs4, engine }
@@ -480,6 +489,24 @@ impl Reply {
             let n = r.u32("count").unwrap();
             (0..n).map(|_| r.u32("flavor").unwrap()).collect()
         })
+    }
+
+    pub fn u32(&mut self) -> u32 {
+        self.read(|r| r.u32("u32").unwrap())
+    }
+
+    pub fn u64(&mut self) -> u64 {
+        self.read(|r| r.u64("u64").unwrap())
+    }
+
+    /// `n` bytes as they are (fixed-size opaque).
+    pub fn fixed(&mut self, n: usize) -> Vec<u8> {
+        self.read(|r| r.opaque_fixed("fixed", n).unwrap().to_vec())
+    }
+
+    /// A variable-length opaque.
+    pub fn opaque(&mut self) -> Vec<u8> {
+        self.read(|r| r.opaque("opaque", 1 << 20).unwrap().to_vec())
     }
 
     /// The unread bytes (results this reader has no method for).

@@ -2,9 +2,11 @@
 //! operation: `decode` reads its arguments (also used by the fuzz target), `op` runs it and writes
 //! its results (after the status, which the COMPOUND loop writes).
 //!
-//! Operations of the write path (COMMIT, CREATE, LINK, LOCK*, REMOVE, RENAME, SETATTR, WRITE,
+//! Operations of the write path (COMMIT, CREATE, LINK, REMOVE, RENAME, SETATTR, WRITE,
 //! ALLOCATE, DEALLOCATE, ...) and pNFS, delegations and server-side copy are not served yet:
 //! they answer NFS4ERR_NOTSUPP (NFS4ERR_ROFS on a read-only export for the write path).
+//! Byte-range locks (LOCK, LOCKT, LOCKU, RELEASE_LOCKOWNER) are served, from the engine's lock
+//! manager.
 
 pub mod access;
 pub mod backchannel_ctl;
@@ -19,6 +21,9 @@ pub mod exchange_id;
 pub mod free_stateid;
 pub mod getattr;
 pub mod getfh;
+pub mod lock;
+pub mod lockt;
+pub mod locku;
 pub mod lookup;
 pub mod lookupp;
 pub mod nverify;
@@ -150,6 +155,9 @@ pub async fn dispatch(cx: &mut Compound<'_>, opnum: u32, r: &mut Reader<'_>, w: 
         DELEGRETURN => delegreturn::op(cx, r, w).await,
         GETATTR => getattr::op(cx, r, w).await,
         GETFH => getfh::op(cx, r, w).await,
+        LOCK => lock::op(cx, r, w).await,
+        LOCKT => lockt::op(cx, r, w).await,
+        LOCKU => locku::op(cx, r, w).await,
         LOOKUP => lookup::op(cx, r, w).await,
         LOOKUPP => lookupp::op(cx, r, w).await,
         NVERIFY => nverify::op(cx, r, w).await,
@@ -183,10 +191,10 @@ pub async fn dispatch(cx: &mut Compound<'_>, opnum: u32, r: &mut Reader<'_>, w: 
         RECLAIM_COMPLETE => reclaim_complete::op(cx, r, w).await,
         READ_PLUS => read_plus::op(cx, r, w).await,
         SEEK => seek::op(cx, r, w).await,
-        COMMIT | CREATE | LINK | LOCK | LOCKT | LOCKU | OPENATTR | REMOVE | RENAME | SETATTR | WRITE
-        | GET_DIR_DELEGATION | GETDEVICEINFO | GETDEVICELIST | LAYOUTCOMMIT | LAYOUTGET | LAYOUTRETURN | SET_SSV
-        | WANT_DELEGATION | ALLOCATE | COPY | COPY_NOTIFY | DEALLOCATE | IO_ADVISE | LAYOUTERROR | LAYOUTSTATS
-        | OFFLOAD_CANCEL | OFFLOAD_STATUS | WRITE_SAME | CLONE => not_served(cx, opnum),
+        COMMIT | CREATE | LINK | OPENATTR | REMOVE | RENAME | SETATTR | WRITE | GET_DIR_DELEGATION | GETDEVICEINFO
+        | GETDEVICELIST | LAYOUTCOMMIT | LAYOUTGET | LAYOUTRETURN | SET_SSV | WANT_DELEGATION | ALLOCATE | COPY
+        | COPY_NOTIFY | DEALLOCATE | IO_ADVISE | LAYOUTERROR | LAYOUTSTATS | OFFLOAD_CANCEL | OFFLOAD_STATUS
+        | WRITE_SAME | CLONE => not_served(cx, opnum),
         _ => Err(Status::OP_ILLEGAL),
     }
 }
@@ -203,6 +211,9 @@ pub fn decode_args(minor: u32, opnum: u32, r: &mut Reader<'_>) -> xdr::Result<()
         DELEGRETURN => delegreturn::decode(r).map(drop),
         GETATTR => getattr::decode(r).map(drop),
         GETFH => getfh::decode(r).map(drop),
+        LOCK => lock::decode(r).map(drop),
+        LOCKT => lockt::decode(r).map(drop),
+        LOCKU => locku::decode(r).map(drop),
         LOOKUP => lookup::decode(r).map(drop),
         LOOKUPP => lookupp::decode(r).map(drop),
         NVERIFY => nverify::decode(r).map(drop),

@@ -1,7 +1,10 @@
-//! RELEASE_LOCKOWNER (RFC 7530 section 16.37, NFSv4.0): no byte-range locks exist yet, so
-//! there is nothing to release; the clientid is checked and the lease renewed.
+//! RELEASE_LOCKOWNER (RFC 7530 section 16.37, NFSv4.0): the client is done with a lock-owner.
+//! The clientid is checked and its lease renewed; a lock-owner that still holds locks (on any
+//! file) answers NFS4ERR_LOCKS_HELD and stays; otherwise it is forgotten with its lock
+//! stateids (an unknown lock-owner is fine).
 
 use crate::v4::state::client::ClientId;
+use crate::v4::state::lock::LockOwnerKey;
 use crate::v4::state::{badxdr, wire, OPAQUE_BYTES_MAX};
 use crate::v4::{Compound, Status};
 use crate::xdr::{self, Reader, Writer};
@@ -25,5 +28,7 @@ impl Args {
 
 pub async fn op(cx: &mut Compound<'_>, r: &mut Reader<'_>, _w: &mut Writer) -> Result<(), Status> {
     let args = decode(r).map_err(badxdr)?;
-    cx.state().renew(args.clientid)
+    cx.state().renew(args.clientid)?;
+    let key = LockOwnerKey { client: args.clientid, owner: args.owner };
+    cx.state().with_tables(|t, _, _| t.release_lockowner(&key))
 }

@@ -96,7 +96,8 @@ impl Tables {
         self.clients.get_mut(&id).ok_or(Status::STALE_CLIENTID)
     }
 
-    /// The lease ran out: sessions destroyed, opens revoked (their stateids answer EXPIRED).
+    /// The lease ran out: sessions destroyed, opens and lock stateids revoked (their stateids
+    /// answer EXPIRED), its locks and share reservations gone from the engine.
     pub fn expire_client(&mut self, id: ClientId) {
         let Some(c) = self.clients.get_mut(&id) else { return };
         if c.expired {
@@ -109,6 +110,16 @@ impl Tables {
             self.sessions.remove(&s);
         }
         self.revoke_opens_of(id);
+        self.revoke_locks_of(id);
+        let released = self.lock_manager.release_client(id.0);
+        if released.ranges + released.shares > 0 {
+            tracing::info!(
+                clientid = id.0,
+                ranges = released.ranges,
+                opens = released.shares,
+                "NFSv4 client's locks released"
+            );
+        }
     }
 
     /// Forgets a client and all its state.
@@ -119,6 +130,8 @@ impl Tables {
             self.sessions.remove(s);
         }
         self.remove_opens_of(id);
+        self.remove_locks_of(id);
+        self.lock_manager.release_client(id.0);
     }
 
     /// Drops clients whose lease ran out (once the table is large).
@@ -279,6 +292,7 @@ impl State {
     pub fn renew(&self, id: ClientId) -> Result<(), Status> {
         let (now, lease) = (self.now(), self.config.lease);
         let mut t = self.lock();
+        t.expiry_sweep(now, lease);
         let out = match t.live_client(id, now, lease) {
             Ok(c) if !c.confirmed => Err(Status::STALE_CLIENTID),
             Ok(c) => {

@@ -1,6 +1,12 @@
 //! NFSv4 state: client records, sessions and their slot reply caches, open stateids and share
-//! reservations, leases, the grace period after a restart, and the durable client records that
-//! make reclaim possible.
+//! reservations, lock-owners and lock stateids, leases, the grace period after a restart, and the
+//! durable client records that make reclaim possible.
+//!
+//! Share reservations and byte-range locks themselves live in the engine's lock manager
+//! ([`engine::locks::LockManager`], the one [`crate::v4::Nfs4::new`] attaches), so another
+//! protocol's opens and locks of the same file conflict with these; the tables here keep the
+//! NFSv4 side (stateids, owners, seqids) and call the manager under their lock (the manager's
+//! own locks are leaves: it never calls back).
 //!
 //! Shared by every core. All tables sit behind one mutex ([`Tables`]), held only for short,
 //! non-blocking stretches and never across an `.await`: operations that need the engine (OPEN's
@@ -13,18 +19,24 @@
 //! clientid = epoch << 32 | counter; stateid.other = epoch (4 bytes) | kind (1) | counter (7).
 //! Session ids are random.
 //!
-//! Leases expire lazily: a client whose lease ran out loses everything (sessions, opens — which
-//! stay behind as "expired" so their stateids answer NFS4ERR_EXPIRED) the next time anything
-//! touches it, or when the table grows past [`CLIENTS_SWEEP_AT`] and is swept.
+//! Leases expire lazily: a client whose lease ran out loses everything (sessions, opens and lock
+//! stateids — which stay behind as "expired" so their stateids answer NFS4ERR_EXPIRED — and its
+//! locks and share reservations in the engine) the next time anything touches it or its locks
+//! stand in another client's way, when the table grows past [`CLIENTS_SWEEP_AT`] and is swept,
+//! or at the latest [`EXPIRY_SWEEP_INTERVAL`] after it lapsed if any NFSv4 operation runs (so
+//! that a dead client's locks do not block another protocol's clients, which the NFS tables
+//! never see).
 //!
 //! - [`client`]: EXCHANGE_ID, CREATE_SESSION's client side, SETCLIENTID(_CONFIRM), RENEW, expiry.
 //! - [`session`]: sessions, the slot table, SEQUENCE's rules and the reply cache.
 //! - [`open`]: open-owners (NFSv4.0 seqid replay), opens, stateids, share reservations.
+//! - [`lock`]: lock-owners, lock stateids; LOCK, LOCKT, LOCKU, RELEASE_LOCKOWNER.
 //! - [`durable`]: the records file (atomic rewrite) and what it holds.
 //! - [`wire`]: XDR pieces the state operations share.
 
 pub mod client;
 pub mod durable;
+pub mod lock;
 pub mod open;
 pub mod session;
 pub mod wire;
@@ -34,6 +46,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use engine::locks::LockManager;
 use engine::FileHandle;
 
 use super::fh::Fh;
@@ -53,8 +66,15 @@ pub const CLIENTS_MAX: usize = 16_384;
 pub const OPENS_MAX: usize = 1 << 20;
 /// Open-owners at most, all clients together.
 pub const OWNERS_MAX: usize = 1 << 18;
+/// Lock-owners at most, all clients together.
+pub const LOCK_OWNERS_MAX: usize = 1 << 18;
+/// Lock stateids at most, all clients together.
+pub const LOCK_STATEIDS_MAX: usize = 1 << 20;
 /// NFS4_OPAQUE_LIMIT: owner names, server owner and scope.
 pub const OPAQUE_BYTES_MAX: usize = 1024;
+/// How often at most clients whose lease ran out are looked for and expired (when NFSv4
+/// operations run).
+pub const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A stateid4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,6 +117,7 @@ impl Stateid {
 #[repr(u8)]
 pub enum StateKind {
     Open = 1,
+    Lock = 2,
 }
 
 /// The parts of a stateid's `other` we mint.
@@ -182,6 +203,12 @@ pub struct Tables {
     pub clients: HashMap<ClientId, Client>,
     pub sessions: HashMap<SessionId, session::Session>,
     pub opens: open::Opens,
+    /// Lock-owners and lock stateids.
+    pub locks: lock::Locks,
+    /// Share reservations and byte-range locks (the engine's, shared with other protocols).
+    pub lock_manager: Arc<LockManager>,
+    /// When clients whose lease ran out are next looked for.
+    pub next_expiry_sweep: Option<Instant>,
     pub grace: Grace,
     /// The durable records changed: rewrite the file after the lock is released.
     pub dirty: bool,
@@ -289,6 +316,9 @@ impl State {
             clients: HashMap::new(),
             sessions: HashMap::new(),
             opens: open::Opens::default(),
+            locks: lock::Locks::default(),
+            lock_manager: Arc::new(LockManager::default()),
+            next_expiry_sweep: None,
             grace,
             dirty: false,
         };
@@ -318,6 +348,20 @@ impl State {
     pub fn in_grace(&self) -> bool {
         let now = self.now();
         self.lock().grace.on(now)
+    }
+
+    /// Makes `manager` hold this server's share reservations and byte-range locks: the engine's,
+    /// so that other protocols see them ([`crate::v4::Nfs4::new`] does this). Until then a
+    /// private one is used. Call it before clients have state: nothing is moved over.
+    pub fn use_lock_manager(&self, manager: Arc<LockManager>) {
+        let mut t = self.lock();
+        debug_assert!(t.opens.by_other.is_empty() && t.locks.by_other.is_empty(), "lock manager swapped under state");
+        t.lock_manager = manager;
+    }
+
+    /// The lock manager behind share reservations and byte-range locks.
+    pub fn lock_manager(&self) -> Arc<LockManager> {
+        self.lock().lock_manager.clone()
     }
 
     /// The tables, locked. A poisoned lock (a panic while it was held) is taken over: every
@@ -350,10 +394,17 @@ impl State {
             return Err(Status::BAD_STATEID);
         }
         let Fh::Export(file) = fh else { return Err(Status::BAD_STATEID) };
-        let now = self.now();
+        let (now, lease) = (self.now(), self.config.lease);
         let mut t = self.lock();
-        let r = t.check_open_stateid(minor, stateid, Some(file), now, self.config.lease);
-        let out = r.and_then(|o| match (access, o.access.write()) {
+        t.expiry_sweep(now, lease);
+        let open = if OtherParts::decode(&stateid.other).kind == StateKind::Lock as u8 {
+            // A lock stateid: the access of the open it was made from.
+            t.check_lock_stateid(minor, stateid, Some(file), now, lease)
+                .and_then(|l| t.opens.by_other.get(&l.open).cloned().ok_or(Status::BAD_STATEID))
+        } else {
+            t.check_open_stateid(minor, stateid, Some(file), now, lease)
+        };
+        let out = open.and_then(|o| match (access, o.access.write()) {
             (IoAccess::Write, false) => Err(Status::OPENMODE),
             _ => Ok(()),
         });
@@ -389,6 +440,17 @@ impl State {
     }
 }
 
+impl Drop for State {
+    /// The locks and share reservations of this server's clients leave the lock manager, which
+    /// outlives it (it is the engine's).
+    fn drop(&mut self) {
+        let t = self.lock();
+        for id in t.clients.keys() {
+            t.lock_manager.release_client(id.0);
+        }
+    }
+}
+
 impl Tables {
     /// A new clientid of this boot.
     pub fn new_clientid(&mut self) -> ClientId {
@@ -407,6 +469,25 @@ impl Tables {
     /// Whether a clientid was minted in this boot.
     pub fn is_this_boot(&self, id: ClientId) -> bool {
         (id.0 >> 32) as u32 == self.epoch
+    }
+
+    /// Expires clients whose lease ran out, at most once per [`EXPIRY_SWEEP_INTERVAL`]: their
+    /// locks and share reservations leave the engine even if no NFSv4 client asks for them.
+    pub fn expiry_sweep(&mut self, now: Instant, lease: Duration) {
+        if self.next_expiry_sweep.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_expiry_sweep = Some(now + EXPIRY_SWEEP_INTERVAL);
+        let lapsed: Vec<ClientId> =
+            self.clients.values().filter(|c| !c.expired && c.lapsed(now, lease)).map(|c| c.id).collect();
+        for id in lapsed {
+            self.expire_client(id);
+        }
+    }
+
+    /// What kind of state a stateid of ours names (byte 4 of `other`).
+    pub fn kind_of(stateid: &Stateid) -> u8 {
+        OtherParts::decode(&stateid.other).kind
     }
 
     /// What the records file should hold now.

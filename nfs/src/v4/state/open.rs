@@ -2,14 +2,19 @@
 //! 18.18, 18.2; RFC 7530 section 9.1.7 for the NFSv4.0 open-owner seqid).
 //!
 //! One open stateid per (open-owner, file): a second OPEN of the same file by the same owner
-//! upgrades it (access and deny modes are OR-ed, seqid + 1). Share reservations conflict between
-//! different open-owners only. NFSv4.0 open-owners carry a seqid: the last seqid-mutating
-//! operation's reply is kept and replayed for a retransmission; a closed open stays behind as a
-//! tombstone until the owner's next operation so a retransmitted CLOSE finds it.
+//! upgrades it (access and deny modes are OR-ed, seqid + 1). Share reservations are the engine
+//! lock manager's (owner = clientid + open-owner bytes), so they conflict with other open-owners
+//! and with other protocols' opens of the file; OPEN, OPEN_DOWNGRADE and CLOSE change them
+//! there. NFSv4.0 open-owners carry a seqid: the last seqid-mutating operation's reply is kept
+//! and replayed for a retransmission; a closed open stays behind as a tombstone until the
+//! owner's next operation so a retransmitted CLOSE finds it. CLOSE of an open whose lock
+//! stateids still hold locks answers NFS4ERR_LOCKS_HELD (both minor versions; RFC 8881 section
+//! 18.2.4 and RFC 7530 section 16.2.4 let the server refuse rather than drop them).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use engine::locks::{LockOwner, ShareBits, ShareError};
 use engine::FileHandle;
 
 use super::client::ClientId;
@@ -39,6 +44,11 @@ impl ShareAccess {
     pub fn contains(self, other: ShareAccess) -> bool {
         self.0 & other.0 == other.0
     }
+
+    /// The engine's bits (READ and WRITE are the same values).
+    pub fn engine(self) -> ShareBits {
+        ShareBits(self.0 & SHARE_ACCESS_BOTH)
+    }
 }
 
 /// An open-owner: the client and its opaque owner name.
@@ -46,6 +56,13 @@ impl ShareAccess {
 pub struct OpenOwnerKey {
     pub client: ClientId,
     pub owner: Vec<u8>,
+}
+
+impl OpenOwnerKey {
+    /// The owner of its share reservations in the engine's lock manager.
+    pub fn engine(&self) -> LockOwner {
+        LockOwner { client: self.client.0, owner: self.owner.clone() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,8 +127,6 @@ pub struct OpenOwner {
 pub struct Opens {
     pub by_other: HashMap<[u8; 12], Open>,
     pub owners: HashMap<OpenOwnerKey, OpenOwner>,
-    /// Live opens of each file (share reservations).
-    pub by_file: HashMap<FileHandle, Vec<[u8; 12]>>,
 }
 
 /// A 4.0 open-owner seqid check.
@@ -154,42 +169,19 @@ pub fn bumps_seqid(st: Status) -> bool {
     )
 }
 
-impl Opens {
-    fn unlink_file(&mut self, other: &[u8; 12], file: &FileHandle) {
-        if let Some(v) = self.by_file.get_mut(file) {
-            v.retain(|o| o != other);
-            if v.is_empty() {
-                self.by_file.remove(file);
-            }
-        }
-    }
-}
-
 impl Tables {
-    /// Revokes every open of a client whose lease ran out: no share reservations any more,
-    /// stateids answer EXPIRED.
+    /// Revokes every open of a client whose lease ran out: stateids answer EXPIRED (its share
+    /// reservations leave the engine in [`Tables::expire_client`]).
     pub fn revoke_opens_of(&mut self, client: ClientId) {
-        let others: Vec<[u8; 12]> =
-            self.opens.by_other.values().filter(|o| o.owner.client == client).map(|o| o.other).collect();
-        for other in others {
-            let Some(o) = self.opens.by_other.get_mut(&other) else { continue };
-            let (status, file) = (o.status, o.file);
+        for o in self.opens.by_other.values_mut().filter(|o| o.owner.client == client) {
             o.status = OpenStatus::Expired;
-            if status == OpenStatus::Live {
-                self.opens.unlink_file(&other, &file);
-            }
         }
     }
 
-    /// Forgets every open and open-owner of a client.
+    /// Forgets every open and open-owner of a client (its share reservations leave the engine
+    /// in [`Tables::remove_client`]).
     pub fn remove_opens_of(&mut self, client: ClientId) {
-        let others: Vec<[u8; 12]> =
-            self.opens.by_other.values().filter(|o| o.owner.client == client).map(|o| o.other).collect();
-        for other in others {
-            if let Some(o) = self.opens.by_other.remove(&other) {
-                self.opens.unlink_file(&other, &o.file);
-            }
-        }
+        self.opens.by_other.retain(|_, o| o.owner.client != client);
         self.opens.owners.retain(|k, _| k.client != client);
     }
 
@@ -245,53 +237,67 @@ impl Tables {
         o.last = Some(OwnerReply { seqid, status, resok, file });
     }
 
-    /// Drops an open-owner with its opens.
+    /// Drops an open-owner with its opens and their share reservations.
     fn release_owner(&mut self, key: &OpenOwnerKey) {
         let Some(o) = self.opens.owners.remove(key) else { return };
         for other in o.opens.values().chain(o.closed.iter()) {
             if let Some(open) = self.opens.by_other.remove(other) {
-                self.opens.unlink_file(other, &open.file);
+                if open.status == OpenStatus::Live {
+                    self.lock_manager.close_share(open.file.ino, &key.engine());
+                }
             }
         }
     }
 
     /// Drops the owner's CLOSE tombstone (its next operation is not a CLOSE retransmission).
-    fn clear_tombstone(&mut self, key: &OpenOwnerKey) {
+    pub(crate) fn clear_tombstone(&mut self, key: &OpenOwnerKey) {
         if let Some(t) = self.opens.owners.get_mut(key).and_then(|o| o.closed.take()) {
             self.opens.by_other.remove(&t);
         }
     }
 
-    /// Records a granted OPEN: checks share reservations against other owners (expiring
-    /// clients whose lease ran out on the way), then creates or upgrades the owner's stateid.
-    pub fn open(&mut self, req: &OpenReq, now: Instant, lease: Duration) -> Result<OpenOk, Status> {
-        let conflicts: Vec<ClientId> = self
-            .opens
-            .by_file
-            .get(&req.file)
-            .into_iter()
-            .flatten()
-            .filter_map(|other| self.opens.by_other.get(other))
-            .filter(|o| o.owner != req.owner && o.status == OpenStatus::Live)
-            .filter(|o| req.access.overlaps(o.deny) || req.deny.overlaps(o.access))
-            .map(|o| o.owner.client)
-            .collect();
-        for client in conflicts {
-            match self.clients.get(&client) {
-                Some(c) if c.lapsed(now, lease) => self.expire_client(client),
-                _ => return Err(Status::SHARE_DENIED),
+    /// Takes (or widens) the owner's share reservation in the engine's lock manager; a
+    /// conflicting NFSv4 client whose lease ran out is expired on the way.
+    fn take_share(&mut self, req: &OpenReq, now: Instant, lease: Duration) -> Result<(), Status> {
+        let owner = req.owner.engine();
+        loop {
+            match self.lock_manager.open_share(req.file.ino, &owner, req.access.engine(), req.deny.engine()) {
+                Ok(()) => return Ok(()),
+                Err(ShareError::Conflict(c)) if self.expire_if_lapsed(c.holder.client, now, lease) => continue,
+                Err(ShareError::Conflict(c)) => {
+                    tracing::debug!(ino = req.file.ino, conflict = %c, "NFSv4 OPEN: share denied");
+                    return Err(Status::SHARE_DENIED);
+                }
+                Err(ShareError::Limit(_)) => return Err(if req.minor == 0 { Status::RESOURCE } else { Status::DELAY }),
+                Err(e @ (ShareError::NotOpen | ShareError::NotWithin)) => {
+                    tracing::error!(error = %e, "NFSv4 OPEN: unexpected answer of the lock manager");
+                    return Err(Status::SERVERFAULT);
+                }
             }
         }
+    }
+
+    /// Records a granted OPEN: takes the share reservation (conflicts with other owners, of
+    /// any protocol), then creates or upgrades the owner's stateid.
+    pub fn open(&mut self, req: &OpenReq, now: Instant, lease: Duration) -> Result<OpenOk, Status> {
+        let full = if req.minor == 0 { Status::RESOURCE } else { Status::DELAY };
+        let existing = self.opens.owners.get(&req.owner).and_then(|o| o.opens.get(&req.file)).copied();
+        let upgrade =
+            existing.is_some_and(|o| self.opens.by_other.get(&o).is_some_and(|o| o.status == OpenStatus::Live));
+        // Bounds first: nothing to undo in the engine after the share is taken.
+        if !self.opens.owners.contains_key(&req.owner) && self.opens.owners.len() >= OWNERS_MAX {
+            return Err(full);
+        }
+        if !upgrade && self.opens.by_other.len() >= OPENS_MAX {
+            return Err(full);
+        }
+        self.take_share(req, now, lease)?;
         self.clear_tombstone(&req.owner);
         if !self.opens.owners.contains_key(&req.owner) {
-            if self.opens.owners.len() >= OWNERS_MAX {
-                return Err(if req.minor == 0 { Status::RESOURCE } else { Status::DELAY });
-            }
             let confirmed = req.minor >= 1;
             self.opens.owners.insert(req.owner.clone(), OpenOwner { confirmed, ..OpenOwner::default() });
         }
         let confirm = req.minor == 0 && self.opens.owners.get(&req.owner).is_some_and(|o| !o.confirmed);
-        let existing = self.opens.owners.get(&req.owner).and_then(|o| o.opens.get(&req.file)).copied();
         if let Some(other) = existing {
             if let Some(o) = self.opens.by_other.get_mut(&other).filter(|o| o.status == OpenStatus::Live) {
                 o.access.0 |= req.access.0;
@@ -300,9 +306,6 @@ impl Tables {
             }
             // An expired open of this owner and file: replaced by a new one.
             self.opens.by_other.remove(&other);
-        }
-        if self.opens.by_other.len() >= OPENS_MAX {
-            return Err(if req.minor == 0 { Status::RESOURCE } else { Status::DELAY });
         }
         let other = self.new_other(StateKind::Open);
         let open = Open {
@@ -316,7 +319,6 @@ impl Tables {
         };
         let stateid = open.stateid();
         self.opens.by_other.insert(other, open);
-        self.opens.by_file.entry(req.file).or_default().push(other);
         if let Some(o) = self.opens.owners.get_mut(&req.owner) {
             o.opens.insert(req.file, other);
         }
@@ -400,7 +402,8 @@ impl Tables {
     }
 
     /// CLOSE: 4.0 returns the stateid with seqid + 1 (and keeps a tombstone), 4.1 the invalid
-    /// special stateid.
+    /// special stateid. Refused with LOCKS_HELD while lock stateids made from the open hold
+    /// locks; the others go with it.
     pub fn close(
         &mut self,
         minor: u32,
@@ -410,7 +413,11 @@ impl Tables {
         lease: Duration,
     ) -> Result<Stateid, Status> {
         let o = self.check_open_stateid(minor, stateid, Some(file), now, lease)?;
-        self.opens.unlink_file(&o.other, &o.file);
+        if self.open_has_locks(&o.other) {
+            return Err(Status::LOCKS_HELD);
+        }
+        self.remove_locks_of_open(&o.other);
+        self.lock_manager.close_share(o.file.ino, &o.owner.engine());
         if minor == 0 {
             self.clear_tombstone(&o.owner);
             let next = self.opens.by_other.get_mut(&o.other).map(|open| {
@@ -468,6 +475,14 @@ impl Tables {
         if access.0 == 0 || !o.access.contains(access) || !o.deny.contains(deny) {
             return Err(Status::INVAL);
         }
+        match self.lock_manager.downgrade_share(o.file.ino, &o.owner.engine(), access.engine(), deny.engine()) {
+            Ok(()) => {}
+            Err(ShareError::NotWithin) => return Err(Status::INVAL),
+            Err(e) => {
+                tracing::error!(error = %e, "NFSv4 OPEN_DOWNGRADE: the lock manager has no such open");
+                return Err(Status::SERVERFAULT);
+            }
+        }
         if minor == 0 {
             self.clear_tombstone(&o.owner);
         }
@@ -477,8 +492,11 @@ impl Tables {
         Ok(open.bump())
     }
 
-    /// TEST_STATEID for one stateid of `client`.
+    /// TEST_STATEID for one stateid (open or lock) of `client`.
     pub fn test_stateid(&mut self, client: ClientId, stateid: &Stateid, now: Instant, lease: Duration) -> Status {
+        if !stateid.is_special() && Tables::kind_of(stateid) == StateKind::Lock as u8 {
+            return self.test_lock_stateid(client, stateid, now, lease);
+        }
         let o = match self.find_open(1, stateid) {
             Ok(o) if o.owner.client == client => o.clone(),
             Ok(_) => return Status::BAD_STATEID,
@@ -490,8 +508,12 @@ impl Tables {
         }
     }
 
-    /// FREE_STATEID: an open still held answers LOCKS_HELD; an expired one is forgotten.
+    /// FREE_STATEID: an open still held, or a lock stateid holding locks, answers LOCKS_HELD;
+    /// an expired open, or a lock stateid holding nothing, is forgotten.
     pub fn free_stateid(&mut self, client: ClientId, stateid: &Stateid) -> Result<(), Status> {
+        if !stateid.is_special() && Tables::kind_of(stateid) == StateKind::Lock as u8 {
+            return self.free_lock_stateid(client, stateid);
+        }
         let o = match self.find_open(1, stateid) {
             Ok(o) if o.owner.client == client => o.clone(),
             Ok(_) => return Err(Status::BAD_STATEID),
@@ -517,6 +539,7 @@ impl State {
     pub fn with_tables<R>(&self, f: impl FnOnce(&mut Tables, Instant, Duration) -> R) -> R {
         let (now, lease) = (self.now(), self.config.lease);
         let mut t = self.lock();
+        t.expiry_sweep(now, lease);
         let out = f(&mut t, now, lease);
         drop(t);
         self.persist_if_dirty();

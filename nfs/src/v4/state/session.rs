@@ -203,6 +203,7 @@ impl State {
     pub fn sequence(&self, req: &SequenceReq, request_hash: u64) -> Result<SequenceOutcome, Status> {
         let (now, lease) = (self.now(), self.config.lease);
         let mut t = self.lock();
+        t.expiry_sweep(now, lease);
         let out = t.sequence(req, request_hash, now, lease);
         drop(t);
         self.persist_if_dirty();

@@ -1,5 +1,7 @@
 //! XDR pieces shared by the state operations: bitmap4, verifier4, channel_attrs4,
-//! callback_sec_parms4, clientid4.
+//! callback_sec_parms4, clientid4, nfs_lock_type4 and LOCK4denied.
+
+use engine::locks::{Conflict, LockKind};
 
 use super::client::ClientId;
 use super::session::ChannelAttrs;
@@ -127,4 +129,34 @@ pub fn put_cb_sec_parms(w: &mut Writer, parms: &[CbSec]) {
             }
         }
     }
+}
+
+/// nfs_lock_type4: a read (shared) lock.
+pub const READ_LT: u32 = 1;
+/// nfs_lock_type4: a write (exclusive) lock.
+pub const WRITE_LT: u32 = 2;
+/// nfs_lock_type4: a read lock the client will wait for (it polls; nothing waits here).
+pub const READW_LT: u32 = 3;
+/// nfs_lock_type4: a write lock the client will wait for (it polls; nothing waits here).
+pub const WRITEW_LT: u32 = 4;
+
+/// nfs_lock_type4 → the engine's kind (`None` for a value that is none of the four).
+pub fn lock_kind(locktype: u32) -> Option<LockKind> {
+    match locktype {
+        READ_LT | READW_LT => Some(LockKind::Shared),
+        WRITE_LT | WRITEW_LT => Some(LockKind::Exclusive),
+        _ => None,
+    }
+}
+
+/// LOCK4denied: the conflicting lock's range, type and owner (lock_owner4).
+pub fn put_lock_denied(w: &mut Writer, c: &Conflict) {
+    w.put_u64(c.range.offset());
+    w.put_u64(c.range.length());
+    w.put_u32(match c.kind {
+        LockKind::Shared => READ_LT,
+        LockKind::Exclusive => WRITE_LT,
+    });
+    w.put_u64(c.owner.client);
+    w.put_opaque(&c.owner.owner);
 }
