@@ -396,6 +396,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = args.dir.canonicalize()?;
     args.dir = dir;
+    check_free_space(&args)?;
 
     // SeaweedFS first, on the servers' cores; then this process moves to the client's.
     let s3 = match args.bucket {
@@ -490,6 +491,31 @@ fn main() -> anyhow::Result<()> {
         bail!("checks failed: {}", failed.join("; "));
     }
     Ok(())
+}
+
+/// Fails early when the work directory's file system cannot hold the run: bucketfs's cache
+/// file and its bucket's copy of the largest file (ganesha's copy is removed before bucketfs
+/// writes; SeaweedFS's data, under the temp directory, is counted when on the same file system).
+fn check_free_space(args: &Args) -> anyhow::Result<()> {
+    let largest_bytes = args.size_mib.max(args.ckpt_mib) * MIB;
+    let needed_bytes = (cache_gib(args) << 30) + largest_bytes + (1 << 30);
+    let st = rustix::fs::statvfs(&args.dir).with_context(|| format!("statvfs {}", args.dir.display()))?;
+    let free_bytes = st.f_bavail * st.f_frsize;
+    if free_bytes < needed_bytes {
+        bail!(
+            "{} has {} MiB free; the run needs about {} MiB (a smaller --size-mib needs less)",
+            args.dir.display(),
+            free_bytes / MIB,
+            needed_bytes / MIB
+        );
+    }
+    Ok(())
+}
+
+/// bucketfs's cache: every byte written may be dirty at once, so room for the largest file,
+/// plus slack.
+fn cache_gib(args: &Args) -> u64 {
+    (args.size_mib.max(args.ckpt_mib) * MIB).div_ceil(1 << 30) + 1
 }
 
 /// Restricts this thread (and every thread it starts later) to `cpus`.
@@ -602,9 +628,7 @@ fn start_bucketfs(
             (section, BucketView::S3(client))
         }
     };
-    // Every byte written may be dirty at once: room for the largest file, plus slack.
-    let cache_gib = (args.size_mib.max(args.ckpt_mib) * MIB).div_ceil(1 << 30) + 1;
-    let config = bucketfs_config(args, ports, cache_gib, &bucket_section);
+    let config = bucketfs_config(args, ports, cache_gib(args), &bucket_section);
     let config_path = dir.join("bucketfs.toml");
     std::fs::write(&config_path, config)?;
     let log = dir.join("bucketfs.log");
@@ -1096,6 +1120,14 @@ fn report(
     s3: Option<&testkit::S3Server>,
 ) -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
     let bucketfs_version = servers::version_of(&servers::bucketfs_binary(args.bucketfs.as_deref()));
     let bucket_desc = servers
         .iter()
@@ -1115,7 +1147,7 @@ fn report(
          each round waits until the bucket holds it. ganesha: FSAL_VFS on a local directory (its bucket is that \
          directory), nfs-ganesha {}. bucketfs: {bucketfs_version}, bucket {bucket_desc}{}; `[write] \
          upload_after_close = \"{}\"`, `upload_after_idle = \"{}\"`, other `[write]` settings default \
-         (`part_bytes` 16 MiB: larger files go up as multipart uploads). {} (libnfs 4.0); kernel {}; {cores} cores, {}.\n",
+         (`part_bytes` 16 MiB: larger files go up as multipart uploads). {} (libnfs 4.0); kernel {}; {cores} cores ({cpu_model}), {}.\n",
         args.size_mib,
         args.iodepth,
         args.ckpt_rounds,
