@@ -82,6 +82,10 @@ struct Args {
     /// Checkpoint pattern: 1 MiB writes in flight.
     #[arg(long, default_value_t = 4)]
     ckpt_iodepth: usize,
+    /// Checkpoint pattern: NFS version of its client (nfs-rs). fio's sequential write is always
+    /// NFSv3 (libnfs 4.0 fails NFSv4 writes above 3944 bytes).
+    #[arg(long, value_enum, default_value = "v3")]
+    ckpt_nfs: NfsVersion,
     /// bucketfs's bucket: a local directory, or a bucket on SeaweedFS (testkit; the `weed`
     /// binary from scripts/install-s3-server.sh).
     #[arg(long, value_enum, default_value = "local")]
@@ -118,6 +122,22 @@ struct Args {
     /// Small and quick (about a minute): 64 MiB, 3 rounds × 24 MiB, upload_after_idle 5s.
     #[arg(long)]
     smoke: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum NfsVersion {
+    V3,
+    #[value(name = "v4.1")]
+    V41,
+}
+
+impl NfsVersion {
+    fn label(self) -> &'static str {
+        match self {
+            NfsVersion::V3 => "NFSv3",
+            NfsVersion::V41 => "NFSv4.1",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -254,6 +274,8 @@ struct Server {
     children: Vec<Child>,
     /// Export URL for fio (libnfs) and nfs-rs, NFSv3.
     url: String,
+    /// Export URL for nfs-rs over NFSv4.1.
+    url_v41: String,
     bucket: BucketView,
     /// bucketfs's admin endpoint (`bucketfs stats --admin`).
     admin: Option<String>,
@@ -561,6 +583,7 @@ fn start_ganesha(args: &Args, ports: Ports, cpus: &Cpus, rpcbind: &mut Option<Ch
         kind: ServerKind::Ganesha,
         children: vec![ganesha.child],
         url,
+        url_v41: format!("nfs://127.0.0.1/export?version=4.1&nfsport={}", ports.ganesha_nfs),
         bucket,
         admin: None,
         stopped: String::new(),
@@ -655,6 +678,7 @@ fn start_bucketfs(
             "nfs://127.0.0.1{BUCKETFS_EXPORT}?nfsport={}&mountport={}",
             ports.bucketfs_nfs, ports.bucketfs_mount
         ),
+        url_v41: format!("nfs://127.0.0.1{BUCKETFS_EXPORT}?version=4.1&nfsport={}", ports.bucketfs_nfs),
         bucket,
         admin: Some(format!("127.0.0.1:{}", ports.bucketfs_admin)),
         stopped: String::new(),
@@ -959,8 +983,10 @@ async fn ckpt_round(m: &dyn Mount, root: &Bytes, data: &Bytes, depth: usize) -> 
         .await?;
     let outcomes: Vec<nfs_rs::WriteOutcome> = outcomes.into_iter().flatten().collect();
     let started = Instant::now();
-    call("COMMIT ckpt.tmp", m.commit_write_batch(fh, 0, 0, &outcomes)).await?;
+    call("COMMIT ckpt.tmp", m.commit_write_batch(fh.clone(), 0, 0, &outcomes)).await?;
     let commit_ms = started.elapsed().as_secs_f64() * 1e3;
+    // CLOSE over NFSv4 (nothing over NFSv3), as an application closes before renaming.
+    call("CLOSE ckpt.tmp", m.close(fh)).await?;
     call("RENAME ckpt.tmp ckpt", m.rename(root.clone(), CKPT_TMP, root.clone(), CKPT)).await?;
     Ok(commit_ms)
 }
@@ -970,7 +996,11 @@ async fn ckpt_round(m: &dyn Mount, root: &Bytes, data: &Bytes, depth: usize) -> 
 fn checkpoints(args: &Args, rt: &tokio::runtime::Runtime, server: &Server) -> anyhow::Result<CkptResult> {
     let size_bytes = args.ckpt_mib * MIB;
     let name = server.kind.name();
-    let m = rt.block_on(mount(&server.url))?;
+    let url = match args.ckpt_nfs {
+        NfsVersion::V3 => &server.url,
+        NfsVersion::V41 => &server.url_v41,
+    };
+    let m = rt.block_on(mount(url))?;
     let root = rt.block_on(m.getfh());
     rt.block_on(async {
         remove_if_present(&*m, &root, CKPT_TMP).await?;
@@ -1143,7 +1173,7 @@ fn report(
         r,
         "Sequential write: one file of {} MiB, fio `nfs` engine, `rw=write bs=1M iodepth={}`, then one COMMIT \
          (sent by the bench: fio's nfs engine cannot fsync). Checkpoint pattern: {} rounds of create `{CKPT_TMP}`, \
-         {} MiB in 1 MiB UNSTABLE writes ({} in flight), COMMIT, rename over `{CKPT}` (nfs-rs 0.11, NFSv3); \
+         {} MiB in 1 MiB UNSTABLE writes ({} in flight), COMMIT, rename over `{CKPT}` (nfs-rs 0.11, {}); \
          each round waits until the bucket holds it. ganesha: FSAL_VFS on a local directory (its bucket is that \
          directory), nfs-ganesha {}. bucketfs: {bucketfs_version}, bucket {bucket_desc}{}; `[write] \
          upload_after_close = \"{}\"`, `upload_after_idle = \"{}\"`, other `[write]` settings default \
@@ -1153,6 +1183,7 @@ fn report(
         args.ckpt_rounds,
         args.ckpt_mib,
         args.ckpt_iodepth,
+        args.ckpt_nfs.label(),
         dpkg_version("nfs-ganesha"),
         weed.map(|w| format!(" (SeaweedFS {w})")).unwrap_or_default(),
         args.upload_after_close,
