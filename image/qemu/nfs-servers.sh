@@ -89,13 +89,16 @@ ganesha_prepare() {
       sleep 0.3
     fi
   fi
-  local nfsv4_extra="Only_Numeric_Owners = true;"
+  local nfsv4_extra="Only_Numeric_Owners = true;" log="LOG { Default_Log_Level = WARN; }"
   if [ "$want_grace" = 1 ]; then
     nfsv4_extra="$nfsv4_extra Graceless = false; Lease_Lifetime = 10; Grace_Period = 15;"
+    # grace starts/ends and client records at EVENT level, to show the restart's recovery
+    log="LOG { Default_Log_Level = WARN; COMPONENTS { STATE = EVENT; CLIENTID = EVENT; } }"
   fi
   sed -e "s|@PROTOCOLS@|$protocols|g" -e "s|@NFS_PORT@|$NFS_PORT|g" -e "s|@MNT_PORT@|$MOUNT_PORT|g" \
       -e "s|@EXPORT_DIR@|$TREE_DIR|g" -e "s|@STATE_DIR@|$work/ganesha-state|g" \
-      -e "s|^  Graceless = true;|  $nfsv4_extra|" "$repo/perf/ganesha/ganesha.conf.in" > "$work/ganesha.conf"
+      -e "s|^  Graceless = true;|  $nfsv4_extra|" -e "s|^LOG { Default_Log_Level = WARN; }|$log|" \
+      "$repo/perf/ganesha/ganesha.conf.in" > "$work/ganesha.conf"
   grep -q "Only_Numeric_Owners" "$work/ganesha.conf" || { echo "perf/ganesha/ganesha.conf.in changed: no 'Graceless = true;' line to adapt" >&2; return 1; }
   # Linux >= 6.6 reads NFSv4.2 with READ_PLUS, which ganesha < 6.2 answers wrongly (EIO in the
   # client): NFSv4.2 goes through a proxy that turns READ_PLUS into READ (readplus-proxy.py).
