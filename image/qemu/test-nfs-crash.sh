@@ -51,6 +51,8 @@ case $server in ganesha|bucketfs) ;; *) echo "--server is ganesha or bucketfs" >
 case $vers in 4.1|4.2) ;; *) echo "--vers is 4.1 or 4.2 (the crash test needs NFSv4.1+ sessions and reclaim)" >&2; exit 2 ;; esac
 [[ $crashes =~ ^[1-9]$ && $ops =~ ^[0-9]+$ && $ops -ge 400 ]] || { echo "--crashes 1..9, --ops >= 400" >&2; exit 2; }
 
+free_mib=$(df -Pm /var/tmp | awk 'NR == 2 {print $4}')
+[ "$free_mib" -ge 256 ] || { echo "only $free_mib MiB free in /var/tmp; this test needs 256 MiB (the export/bucket holds ~20 MiB)" >&2; exit 1; }
 work="$(mktemp -d /var/tmp/bucketfs-nfs-crash.XXXXXX)"
 guest_pid=""
 cleanup() {

@@ -48,6 +48,8 @@ done
 case $server in ganesha|bucketfs) ;; *) echo "--server is ganesha or bucketfs" >&2; exit 2 ;; esac
 for v in $versions; do case $v in 3|4.1|4.2) ;; *) echo "--versions: 3, 4.1, 4.2 (got $v)" >&2; exit 2 ;; esac; done
 
+free_mib=$(df -Pm /var/tmp | awk 'NR == 2 {print $4}')
+[ "$free_mib" -ge 1024 ] || { echo "only $free_mib MiB free in /var/tmp; this test needs 1024 MiB (the export/bucket holds ~0.4 GiB)" >&2; exit 1; }
 work="$(mktemp -d /var/tmp/bucketfs-nfs-write.XXXXXX)"
 cleanup() {
   srv_cleanup
