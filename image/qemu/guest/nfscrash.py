@@ -226,6 +226,9 @@ def main():
     except Fail as e:
         log(f"FAIL: {e}")
         return 1
+    except OSError as e:
+        log(f"FAIL: {a.cmd} {a.role}: unexpected error {e}")
+        return 1
     return 0
 
 
