@@ -36,7 +36,8 @@ MIB = 1 << 20
 #   header:  b"BFSCKPT1" round(u64) chunks(u64) seed(u64), zero padded
 #   chunk i: b"BFSCHUNK" round(u64) i(u64) seed(u64) + the round's 1 MiB random block[32:]
 #   trailer: b"BFSCKEND" round(u64) chunks(u64) md5-of-header-and-chunks (16 bytes), zero padded
-# so a reader that mixes two rounds sees a header/trailer/chunk tag of another round.
+# so a reader that mixes two rounds sees a header/trailer/chunk tag of another round. The writer
+# writes the trailer last: a reader reading trailer then header catches any in-place rewrite.
 HDR = 4096
 
 
@@ -84,39 +85,45 @@ def ckpt_writer(args):
         log(f"   writer: round {rnd} written, fsynced, renamed over ckpt ({time.time() - t0:.1f} s)")
 
 
-def ckpt_read_once(path, seed, rounds_cache, direct):
-    """Read ckpt once; check it is one complete round; return the round number."""
+def ckpt_read_once(path, seed, rounds_cache, direct, rng):
+    """Read ckpt once; check it is one complete round; return the round number.
+
+    The trailer is read first, then the header, then the chunks in random order: a file being
+    rewritten in place (or a name that points at a half-written file) shows a trailer, header
+    or chunk of another round at once, whatever the relative speed of reader and writer."""
     flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
     fd = os.open(path, flags)
     try:
-        head = os.read(fd, HDR)
-        if len(head) != HDR:
-            raise Fail(f"{path}: header short ({len(head)} bytes)")
+        size = os.fstat(fd).st_size
+        if size < 2 * HDR:
+            raise Fail(f"{path}: size {size}: shorter than a header and a trailer (a torn or truncated file)")
+        tail = os.pread(fd, HDR, size - HDR)
+        head = os.pread(fd, HDR, 0)
         magic, rnd, chunks, s = struct.unpack_from("<8sQQQ", head)
         if magic != b"BFSCKPT1" or s != seed:
             raise Fail(f"{path}: offset 0: not a checkpoint header: got {hexbytes(head, 32)}")
         r = rounds_cache.get(rnd) or rounds_cache.setdefault(rnd, Round(seed, rnd, chunks))
         expect_bytes(path, r.header, head)
-        for i in range(chunks):
-            b = os.read(fd, MIB)
+        if size != r.size():
+            raise Fail(f"{path}: size {size}, but the header (round {rnd}) says {r.size()}: a torn file")
+        if tail[:8] == b"BFSCKEND" and len(tail) >= 24:
+            _, r3, _ = struct.unpack_from("<8sQQ", tail)
+            if r3 != rnd:
+                raise Fail(f"{path}: torn read: header says round {rnd}, trailer says round {r3}")
+        expect_bytes(path, r.trailer, tail, size - HDR)
+        order = list(range(chunks))
+        rng.shuffle(order)
+        for i in order:
+            off = HDR + i * MIB
+            b = os.pread(fd, MIB, off)
             want = r.chunk(i)
             if b != want:
-                off = HDR + i * MIB
                 if len(b) >= 32 and b[:8] == b"BFSCHUNK":
                     _, r2, i2, _ = struct.unpack_from("<8sQQQ", b)
                     if (r2, i2) != (rnd, i):
                         raise Fail(f"{path}: torn read: header says round {rnd}, but the chunk at offset "
                                    f"{off} is chunk {i2} of round {r2}")
                 expect_bytes(path, want, b, off)
-        tail = os.read(fd, HDR)
-        if tail[:8] == b"BFSCKEND" and len(tail) >= 24:
-            _, r3, _ = struct.unpack_from("<8sQQ", tail)
-            if r3 != rnd:
-                raise Fail(f"{path}: torn read: header says round {rnd}, trailer says round {r3}")
-        expect_bytes(path, r.trailer, tail, HDR + chunks * MIB)
-        extra = os.read(fd, 1)
-        if extra:
-            raise Fail(f"{path}: offset {r.size()}: data after the trailer")
         return rnd
     finally:
         os.close(fd)
@@ -131,6 +138,7 @@ def checkpoint(args):
     writer = subprocess.Popen([sys.executable, "-u", __file__, "ckpt-writer", d, "--mib", str(args.mib),
                                "--rounds", str(args.rounds), "--seed", str(args.seed)])
     cache, seen, last, reads, direct, no_direct = {}, {}, 0, 0, False, False
+    rng = random.Random(f"reader:{args.seed}")
     t0 = time.time()
     try:
         while True:
@@ -141,7 +149,7 @@ def checkpoint(args):
                 time.sleep(0.05)
                 continue
             try:
-                rnd = ckpt_read_once(path, args.seed, cache, direct)
+                rnd = ckpt_read_once(path, args.seed, cache, direct, rng)
             except FileNotFoundError:
                 raise Fail(f"{path}: vanished between exists() and open() (rename must be atomic)")
             except OSError as e:
