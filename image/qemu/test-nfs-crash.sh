@@ -156,7 +156,8 @@ for c in $(seq "$crashes"); do
   want=${kill_at[$((c - 1))]}
   log=$out/ack-victim.log; [ "$c" -gt 1 ] && log=$out/ack-survivor.log
   while [ "$(acks "$log")" -lt "$want" ]; do
-    kill -0 "$guest_pid" 2>/dev/null || { wait "$guest_pid" || true; echo "FAILED: the guest ended before crash $c (after $(acks "$log") acks)"; exit 1; }
+    kill -0 "$guest_pid" 2>/dev/null || { wait "$guest_pid" || true; echo "== $server log (tail)"; srv_log_tail 20
+      echo "FAILED: the guest ended before crash $c (after $(acks "$log") acks; see GUEST-FAIL above)"; exit 1; }
     grep -q '^done' "$log" 2>/dev/null && { echo "FAILED: the writer finished before crash $c; lower the kill point or raise --ops"; exit 1; }
     sleep 0.05
   done
