@@ -124,8 +124,8 @@ ganesha_start() {
 
 # ---- bucketfs (a local-directory bucket, one read-write export) --------------------------------
 # What the write path is expected to accept: `read_only = false` on the [[export]] (already a key,
-# default false) and `root_squash = false` (the guest writes as root). If the write path needs
-# more keys (an upload queue, write-back limits), they go in here.
+# default false) and `root_squash = false` (the guest writes as root); with the write path,
+# `[write] upload_after_close/upload_after_idle` short, so the bucket settles soon after the guest.
 bucketfs_prepare() {
   BUCKETFS_BIN=${BUCKETFS_BIN:-$repo/target/release/bucketfs}
   if [ ! -x "$BUCKETFS_BIN" ]; then
@@ -164,6 +164,10 @@ bucket = "local"
 read_only = false
 root_squash = false
 EOF
+  # A bucketfs with the write path: upload soon after close/idle so the bucket settles quickly.
+  if bucketfs_has_write_path; then
+    printf '\n[write]\nupload_after_close = "1s"\nupload_after_idle = "2s"\n' >> "$work/bucketfs.toml"
+  fi
 }
 
 bucketfs_start() {
@@ -181,22 +185,21 @@ bucketfs_start() {
 # ---- the bucket after the writes ------------------------------------------------------------------
 # HOOK for the write path: the host may compare the bucket with what the guest wrote only once
 # every write has been uploaded. For ganesha the export directory is the truth at once. For
-# bucketfs this polls `bucketfs stats --json` until `uploads_pending` is 0 — a counter that does
-# not exist yet: until the write path adds it, this fails loudly.
+# bucketfs: `bucketfs stats --wait-uploaded SECS` (waits until the stats' writes.pending_uploads
+# and writes.pending_bucket_ops are 0; on main since the write path's engine landed). A bucketfs
+# without it fails here loudly.
+bucketfs_has_write_path() { "$BUCKETFS_BIN" stats --help 2>/dev/null | grep -q -- --wait-uploaded; }
+
 wait_for_bucket_settled() {
-  local timeout=${1:-300} t0=$SECONDS json pending
+  local timeout=${1:-300} t0=$SECONDS out
   [ "$server" = bucketfs ] || return 0
-  while :; do
-    json=$("$BUCKETFS_BIN" stats --json --admin "127.0.0.1:$ADMIN_PORT" 2>&1) ||
-      { echo "wait_for_bucket_settled: bucketfs stats failed: $json" >&2; return 1; }
-    pending=$(printf '%s' "$json" | python3 -c 'import json,sys; v=json.load(sys.stdin).get("uploads_pending"); print("absent" if v is None else v)')
-    if [ "$pending" = absent ]; then
-      echo "wait_for_bucket_settled: NOT IMPLEMENTED until the write path lands:" \
-           "\`bucketfs stats --json\` has no \"uploads_pending\" (writes not yet uploaded to the bucket)" >&2
-      return 1
-    fi
-    [ "$pending" = 0 ] && { echo "   bucket settled: 0 uploads pending ($((SECONDS - t0)) s)"; return 0; }
-    [ $((SECONDS - t0)) -lt "$timeout" ] || { echo "wait_for_bucket_settled: $pending uploads still pending after $timeout s" >&2; return 1; }
-    sleep 1
-  done
+  if ! bucketfs_has_write_path; then
+    echo "wait_for_bucket_settled: NOT IMPLEMENTED until the write path lands:" \
+         "$BUCKETFS_BIN has no \`stats --wait-uploaded\` (writes.pending_uploads / pending_bucket_ops)" >&2
+    return 1
+  fi
+  out=$("$BUCKETFS_BIN" stats --admin "127.0.0.1:$ADMIN_PORT" --wait-uploaded "$timeout" 2>&1) ||
+    { printf '%s\n' "$out" | tail -20; echo "wait_for_bucket_settled: uploads still pending after $timeout s" >&2; return 1; }
+  printf '%s\n' "$out" | grep -E '^ *(writes|uploads)' | sed 's/^/   /' || true
+  echo "   bucket settled: nothing pending ($((SECONDS - t0)) s)"
 }

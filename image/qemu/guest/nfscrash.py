@@ -33,6 +33,7 @@ import struct
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources (the host runs these too)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nfstest_common import Fail, Manifest, hexbytes, log  # noqa: E402
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources (the host runs these too)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nfstest_common import (Fail, Manifest, drop_caches, errname, expect_bytes, hexbytes, log,  # noqa: E402
                             main_compare, read_file)
