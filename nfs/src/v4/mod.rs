@@ -6,10 +6,12 @@
 //! [`state::State`], shared by every core behind its own locks. Runs on the connection's core.
 
 pub mod attrs;
+pub mod change;
 pub mod fh;
 pub mod node;
 pub mod ops;
 pub mod pseudo;
+pub mod settable;
 pub mod state;
 pub mod status;
 
@@ -83,7 +85,7 @@ impl Nfs4 {
             };
             cx.op_index = i;
             let st = match cx.session_rules(i, nops, opnum) {
-                Err(st) => Err(st),
+                Err(st) => Err((st, None)),
                 Ok(()) => {
                     let mut res = Writer::new();
                     let st = ops::dispatch(&mut cx, opnum, &mut r, &mut res).await;
@@ -92,7 +94,12 @@ impl Nfs4 {
                         *w = reply;
                         return Ok(());
                     }
-                    st.map(|()| res)
+                    match st {
+                        // SETATTR4res carries attrsset after any status.
+                        Err(st) if opnum == ops::SETATTR => Err((st, Some(res))),
+                        Err(st) => Err((st, None)),
+                        Ok(()) => Ok(res),
+                    }
                 }
             };
             w.put_u32(if ops::is_valid(minor, opnum) { opnum } else { ops::OP_ILLEGAL });
@@ -102,9 +109,12 @@ impl Nfs4 {
                     w.put_u32(Status::OK.0);
                     w.append(res);
                 }
-                Err(st) => {
+                Err((st, body)) => {
                     status = st;
                     w.put_u32(st.0);
+                    if let Some(body) = body {
+                        w.append(body);
+                    }
                     break;
                 }
             }
@@ -114,7 +124,18 @@ impl Nfs4 {
         if let Some(seq) = cx.seq.take() {
             self.state.finish_compound(&seq, w);
         }
+        self.release_expired_opens().await;
         Ok(())
+    }
+
+    /// Tells the engine of opens that went away without a CLOSE (a lease ran out, a client
+    /// was destroyed) while this COMPOUND ran, so their files get published.
+    async fn release_expired_opens(&self) {
+        for file in self.state.take_released() {
+            if let Err(e) = self.exports.engine().closed(&file).await {
+                tracing::warn!(ino = file.ino, error = %e, "engine not told of an expired open");
+            }
+        }
     }
 }
 

@@ -112,6 +112,9 @@ pub struct Opens {
     pub owners: HashMap<OpenOwnerKey, OpenOwner>,
     /// Live opens of each file (share reservations).
     pub by_file: HashMap<FileHandle, Vec<[u8; 12]>>,
+    /// Files whose live open went away other than by CLOSE (lease expiry, DESTROY_CLIENTID, a
+    /// replaced 4.0 owner), for the engine to hear of ([`State::take_released`]).
+    pub released: Vec<FileHandle>,
 }
 
 /// A 4.0 open-owner seqid check.
@@ -177,6 +180,7 @@ impl Tables {
             o.status = OpenStatus::Expired;
             if status == OpenStatus::Live {
                 self.opens.unlink_file(&other, &file);
+                self.opens.released.push(file);
             }
         }
     }
@@ -188,6 +192,9 @@ impl Tables {
         for other in others {
             if let Some(o) = self.opens.by_other.remove(&other) {
                 self.opens.unlink_file(&other, &o.file);
+                if o.status == OpenStatus::Live {
+                    self.opens.released.push(o.file);
+                }
             }
         }
         self.opens.owners.retain(|k, _| k.client != client);
@@ -251,6 +258,9 @@ impl Tables {
         for other in o.opens.values().chain(o.closed.iter()) {
             if let Some(open) = self.opens.by_other.remove(other) {
                 self.opens.unlink_file(other, &open.file);
+                if open.status == OpenStatus::Live {
+                    self.opens.released.push(open.file);
+                }
             }
         }
     }
@@ -513,6 +523,11 @@ impl Tables {
 }
 
 impl State {
+    /// Files whose opens went away without a CLOSE since the last call (see `Opens::released`).
+    pub fn take_released(&self) -> Vec<FileHandle> {
+        std::mem::take(&mut self.lock().opens.released)
+    }
+
     /// Runs `f` on the tables with the time and lease, then writes the records if needed.
     pub fn with_tables<R>(&self, f: impl FnOnce(&mut Tables, Instant, Duration) -> R) -> R {
         let (now, lease) = (self.now(), self.config.lease);
