@@ -969,6 +969,12 @@ fn write_op_arguments_round_trip() {
     ra.encode(&mut w);
     let enc = w.to_vec();
     assert_eq!(rename::decode(&mut Reader::new(&enc)).unwrap(), ra);
+    // The fuzz target's seeds of the write path decode whole.
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/nfs4_compound");
+    for seed in ["write40", "write41", "allocate42"] {
+        let bytes = std::fs::read(seeds.join(seed)).unwrap();
+        nfs::v4::decode_compound(&bytes).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
     // Every write-path operation is decoded by the fuzz target's entry point.
     for op in [
         ops::WRITE,
