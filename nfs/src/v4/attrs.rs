@@ -14,6 +14,8 @@
 //! - Object storage has no capacity: `space_*` and `files_*` report fixed large values.
 //! - `change`: the engine's change counter (bumped whenever the object or its attributes
 //!   change); pseudo directories never change.
+//! - `time_metadata` is the modification time: the engine keeps no change time.
+//! - Settable attributes (SETATTR, createattrs) are decoded in settable.rs.
 //!
 //! VERIFY / NVERIFY compare the client's attribute values with the encoding of ours, byte for
 //! byte (every served attribute has one canonical XDR form).
@@ -221,8 +223,8 @@ pub fn supported(minor: u32) -> Bitmap {
     b
 }
 
-/// Attributes that can only be set (never returned): asking for them is NFS4ERR_INVAL in GETATTR;
-/// READDIR leaves them out.
+/// Attributes that can only be set (never returned, though `supported_attrs` lists them, as SETATTR
+/// takes them): asking for them is NFS4ERR_INVAL (GETATTR, READDIR, VERIFY).
 pub fn write_only() -> Bitmap {
     Bitmap::of(&[TIME_ACCESS_SET, TIME_MODIFY_SET])
 }
@@ -374,7 +376,8 @@ fn put_value(attr: u32, o: &Object, cx: &Context, rdattr_error: Status, w: &mut 
 
 /// Encodes the values of the served attributes in `mask` (ascending), and which were served.
 pub fn values(o: &Object, mask: &Bitmap, cx: &Context, rdattr_error: Status) -> (Bitmap, Vec<u8>) {
-    let readable = Bitmap(std::array::from_fn(|i| supported(cx.minor).0[i] & !write_only().0[i]));
+    let (supported, write_only) = (supported(cx.minor), write_only());
+    let readable = Bitmap(std::array::from_fn(|i| supported.0[i] & !write_only.0[i]));
     let served = mask.and(&readable);
     let mut w = Writer::new();
     for attr in served.iter() {

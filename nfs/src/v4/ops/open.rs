@@ -504,12 +504,20 @@ async fn by_name(
         return existing_target(&dir, found, false);
     };
     let (mode, s) = request;
+    // UNCHECKED4 on an existing file: opened, truncated if the attributes say size 0.
+    let unchecked = |found| {
+        let truncate = s.size == Some(0);
+        if truncate && !writable {
+            Err(Status::ROFS)
+        } else if truncate && !access.write() {
+            Err(Status::INVAL)
+        } else {
+            existing_target(&dir, found, truncate)
+        }
+    };
     if let Some(found) = existing {
-        let truncate = mode == CreateMode::Unchecked && s.size == Some(0);
         return match mode {
-            CreateMode::Unchecked if truncate && !writable => Err(Status::ROFS),
-            CreateMode::Unchecked if truncate && !access.write() => Err(Status::INVAL),
-            CreateMode::Unchecked => existing_target(&dir, found, truncate),
+            CreateMode::Unchecked => unchecked(found),
             CreateMode::Guarded => Err(Status::EXIST),
             CreateMode::Exclusive(_) if !writable => Err(Status::EXIST),
             // The engine knows whether this is a retransmission of the create (same verifier).
@@ -522,9 +530,7 @@ async fn by_name(
     match make(cx, &dir, name, mode, &s).await {
         // UNCHECKED4 lost a race with another create of the name: open what is there.
         Err(Status::EXIST) if mode == CreateMode::Unchecked => {
-            let found = change::entry(&dir, name).await?.ok_or(Status::NOENT)?;
-            let truncate = s.size == Some(0) && access.write();
-            existing_target(&dir, found, truncate)
+            unchecked(change::entry(&dir, name).await?.ok_or(Status::NOENT)?)
         }
         other => other,
     }
