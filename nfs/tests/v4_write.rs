@@ -883,11 +883,9 @@ fn expired_opens_are_released() {
     let _ = o;
 }
 
-/// Engine bug (reported, not worked around here): a file or directory made here has
-/// `posix.mtime_ns` set at creation, and `Namespace::attr` prefers it over `mtime_ns`, which
-/// writes and entry changes move; so `time_modify` stays at the creation time.
+/// A file or directory made here has `posix.mtime_ns` set at creation (it wins in
+/// `Namespace::attr`): writes and entry changes must move it too.
 #[test]
-#[ignore = "engine: writes to a file made here do not move its reported mtime"]
 fn mtime_moves_with_writes_to_files_made_here() {
     let f = Fixture::new();
     let s = f.server();

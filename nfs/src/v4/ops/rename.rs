@@ -7,24 +7,13 @@
 //! engine does the rest in one metadata transaction (a directory with everything under it) and
 //! queues the bucket's copies and deletes. Answers both directories' change_info (the same
 //! values twice for a rename within one directory).
-//!
-//! Workaround: the engine's rename rebuilds the moved records from the metadata store, which
-//! holds what was last committed, so a file written UNSTABLE and not yet committed would lose
-//! its new size (and with it the data) when it, or a directory above it, is renamed. Until the
-//! engine takes the in-memory records, every file being moved is committed first
-//! ([`commit_moved`]; files without pending writes cost a table lookup). A write racing with
-//! the rename can still be lost that way.
-
-use std::sync::Arc;
-
-use engine::meta::{InodeRecord, Kind};
-use engine::{Engine, EngineError};
+//! Files being moved keep their unstable writes: the engine makes them durable with the rename.
 
 use crate::v4::change::{self, Caller, ChangeInfo};
-use crate::v4::node::ExportNode;
 use crate::v4::status::from_engine;
 use crate::v4::{Compound, Status};
 use crate::xdr::{self, Reader, Writer};
+use engine::meta::Kind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Args<'a> {
@@ -71,7 +60,6 @@ pub async fn op(cx: &mut Compound<'_>, r: &mut Reader<'_>, w: &mut Writer) -> Re
     let same_dir = from.rec.ino == to.rec.ino;
     let (from_before, to_before) = (change::change_of(ns, from.rec.ino), change::change_of(ns, to.rec.ino));
     let engine = cx.server.exports.engine();
-    commit_moved(engine, &moved).await?;
     engine.rename(&from.fh, oldname, &to.fh, newname).await.map_err(|e| from_engine(&e))?;
     let (from_after, to_after) = (change::change_of(ns, from.rec.ino), change::change_of(ns, to.rec.ino));
     tracing::debug!(peer = %cx.conn.peer, from = from.rec.ino, oldname, to = to.rec.ino, newname, "RENAME");
@@ -79,27 +67,5 @@ pub async fn op(cx: &mut Compound<'_>, r: &mut Reader<'_>, w: &mut Writer) -> Re
     let target = if same_dir { source } else { ChangeInfo::around(to_before, to_after) };
     source.encode(w);
     target.encode(w);
-    Ok(())
-}
-
-/// Commits the file `moved`, or every file under the directory `moved` (see the module doc).
-async fn commit_moved(engine: &Arc<Engine>, moved: &ExportNode<'_>) -> Result<(), Status> {
-    let ns = &moved.export.ns;
-    let files: Vec<InodeRecord> = match moved.rec.kind {
-        Kind::Dir => {
-            let (meta, export, path) = (engine.meta().clone(), ns.export_id(), moved.rec.path.clone());
-            let rt = engine.runtime().ok_or(Status::DELAY)?;
-            let all = rt.spawn_blocking(move || meta.subtree(export, &path)).await.map_err(|_| Status::DELAY)?;
-            all.map_err(|e| from_engine(&e))?.into_iter().filter(|r| r.kind == Kind::File).collect()
-        }
-        Kind::File => vec![(*moved.rec).clone()],
-        Kind::Symlink => Vec::new(),
-    };
-    for rec in files {
-        match engine.commit(&ns.handle(&rec)).await {
-            Ok(_) | Err(EngineError::NotFound { .. } | EngineError::Stale { .. } | EngineError::Unknown { .. }) => {}
-            Err(e) => return Err(from_engine(&e)),
-        }
-    }
     Ok(())
 }
