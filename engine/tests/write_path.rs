@@ -258,6 +258,18 @@ fn checkpoint_pattern_costs_one_upload_and_replaces_the_old_checkpoint() {
         e.closed(&tmp.fh).await.unwrap();
         e.rename(&root, "ckpt.tmp", &root, "ckpt").await.unwrap();
         assert!(matches!(lookup(&e, "ckpt.tmp").await, Err(EngineError::NotFound { .. })));
+        // A rename right after unstable writes keeps them (and their size).
+        let u = e.create(&root, "u", CreateMode::Guarded, &SetAttrs::default()).await.unwrap();
+        e.write(&u.fh, 0, b"unstable", Stability::Unstable).await.unwrap();
+        let before = e.export("/data").unwrap().getattr(u.fh.ino).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        e.write(&u.fh, 8, b"!", Stability::Unstable).await.unwrap();
+        let after = e.export("/data").unwrap().getattr(u.fh.ino).await.unwrap();
+        assert!(after.mtime > before.mtime, "a write moves the mtime of a file made here");
+        e.rename(&root, "u", &root, "v").await.unwrap();
+        let v = lookup(&e, "v").await.unwrap();
+        assert_eq!(read_all(&e, &v).await, b"unstable!");
+        e.remove(&root, "v", None).await.unwrap();
         let now = lookup(&e, "ckpt").await.unwrap();
         assert_eq!(now, tmp.fh, "the renamed file keeps its handle");
         assert!(read_all(&e, &now).await == data);

@@ -633,17 +633,15 @@ fn open_outcomes() {
             st => Err(st),
         }
     };
-    // OPEN4_CREATE: existing + UNCHECKED4 is a plain open; GUARDED4 → EXIST; new → NOTSUPP.
+    // OPEN4_CREATE: existing + UNCHECKED4 is a plain open; GUARDED4 → EXIST (creating files:
+    // tests/v4_write.rs).
     let mut create = open_args(0, "o", c.id, "a.txt", 1, 0);
     create.create = Some(open::CreateHow::Unchecked(open::Fattr::default()));
     assert!(run_open(&mut c, &root, &create).is_ok());
     create.create = Some(open::CreateHow::Guarded(open::Fattr::default()));
     assert_eq!(run_open(&mut c, &root, &create).unwrap_err(), Status::EXIST);
-    create.claim = open::Claim::Null(b"new.txt".to_vec());
-    assert_eq!(run_open(&mut c, &root, &create).unwrap_err(), Status::NOTSUPP);
     create.create = Some(open::CreateHow::Unchecked(open::Fattr { mask: vec![1 << 4], vals: vec![0; 8] }));
-    create.claim = open::Claim::Null(b"a.txt".to_vec());
-    assert_eq!(run_open(&mut c, &root, &create).unwrap_err(), Status::NOTSUPP, "truncate");
+    assert_eq!(run_open(&mut c, &root, &create).unwrap_err(), Status::INVAL, "truncate without write access");
     // CLAIM_FH on the file; delegation "want" bits.
     let a = fx.handle("/data", "a.txt");
     let mut by_fh = open_args(0, "o2", c.id, "", 1 | open::OPEN4_SHARE_ACCESS_WANT_NO_DELEG, 0);

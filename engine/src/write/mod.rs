@@ -301,6 +301,17 @@ impl WriteBack {
     }
 }
 
+/// Moves a record's modification time: the record's own and, when the POSIX attributes carry
+/// one (they win in `Namespace::attr`), that too.
+pub(crate) fn set_mtime(rec: &mut InodeRecord, now_ns: i64) {
+    rec.mtime_ns = now_ns;
+    if let Some(posix) = rec.posix.as_mut() {
+        if posix.mtime_ns.is_some() {
+            posix.mtime_ns = Some(now_ns);
+        }
+    }
+}
+
 /// Waits for a blockstore get; `None` when the key is not cached.
 pub(crate) async fn store_get(store: &Store, key: Key, offset: u64, len: usize) -> Result<Option<Vec<u8>>, StoreError> {
     let (tx, rx) = futures::channel::oneshot::channel();
@@ -440,6 +451,10 @@ impl Engine {
             path: ns.display(&rec.path),
             detail: "offset + length overflows".into(),
         })?;
+        if data.is_empty() {
+            // Nothing to write: no change, no new mtime.
+            return Ok(WriteOutcome { count: 0, stability, verifier: self.writes.verifier(), size: rec.size });
+        }
         let fs = self.writes.file(rec.ino);
         let bb = self.config().block_bytes;
         let mut puts = Vec::new();
@@ -453,7 +468,7 @@ impl Engine {
             let mut rec = self.writable_record(op, &ns, current)?;
             fs.changes.fetch_add(1, Ordering::Relaxed);
             rec.size = rec.size.max(end);
-            rec.mtime_ns = ns_from_time(SystemTime::now());
+            set_mtime(&mut rec, ns_from_time(SystemTime::now()));
             rec.change += 1;
             if let Some(local) = rec.local.as_mut() {
                 local.generation += 1;

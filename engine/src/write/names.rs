@@ -86,9 +86,36 @@ impl Engine {
     /// The directory record with its mtime and change moved (its entries changed).
     fn touched_dir(ns: &Namespace, dir: u64, now_ns: i64) -> Option<InodeRecord> {
         let mut rec = (*ns.inode("touch directory", dir).ok()?).clone();
-        rec.mtime_ns = now_ns;
+        super::set_mtime(&mut rec, now_ns);
         rec.change += 1;
         Some(rec)
+    }
+
+    /// For a rename: writes out the partial blocks of every moved file that has write state,
+    /// flushes the store once, and returns the moved records as they are in memory (the store's
+    /// list of the subtree gives the set; the in-memory records give sizes not yet committed).
+    async fn settle_for_move(
+        &self,
+        op: &'static str,
+        ns: &Arc<Namespace>,
+        moved: Vec<InodeRecord>,
+    ) -> Result<Vec<InodeRecord>> {
+        let mut any = false;
+        for rec in &moved {
+            let Some(fs) = self.writes.existing(rec.ino) else { continue };
+            let (now, puts) = {
+                let _guard = fs.lock.lock().await;
+                let now = ns.inode(op, rec.ino)?;
+                let puts = self.write_out_buffers(ns, &now, &fs).await?;
+                (now, puts)
+            };
+            self.await_puts(op, ns, &now, &fs, puts).await?;
+            any = true;
+        }
+        if any {
+            self.flush_store(op, ns, &moved[0]).await?;
+        }
+        moved.into_iter().map(|rec| ns.inode(op, rec.ino).map(|r| (*r).clone())).collect()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -378,6 +405,9 @@ impl Engine {
                 .await
                 .map_err(|_| EngineError::ShuttingDown { op })??
         };
+        // The moved records as they are now (sizes of writes not yet committed included), with
+        // those writes made durable first: the rename commits the records.
+        let moved = self.settle_for_move(op, &ns, moved).await?;
         let now_ns = ns_from_time(SystemTime::now());
         let mut batch = Batch::default();
         let mut gone = Vec::new();

@@ -14,6 +14,8 @@
 //! - Object storage has no capacity: `space_*` and `files_*` report fixed large values.
 //! - `change`: the engine's change counter (bumped whenever the object or its attributes
 //!   change); pseudo directories never change.
+//! - `time_metadata` is the modification time: the engine keeps no change time.
+//! - Settable attributes (SETATTR, createattrs) are decoded in settable.rs.
 //!
 //! VERIFY / NVERIFY compare the client's attribute values with the encoding of ours, byte for
 //! byte (every served attribute has one canonical XDR form).
@@ -206,9 +208,11 @@ pub fn supported(minor: u32) -> Bitmap {
         SPACE_TOTAL,
         SPACE_USED,
         TIME_ACCESS,
+        TIME_ACCESS_SET,
         TIME_DELTA,
         TIME_METADATA,
         TIME_MODIFY,
+        TIME_MODIFY_SET,
         MOUNTED_ON_FILEID,
     ]);
     if minor >= 1 {
@@ -219,7 +223,8 @@ pub fn supported(minor: u32) -> Bitmap {
     b
 }
 
-/// Attributes that can only be set (never returned): asking for them is NFS4ERR_INVAL.
+/// Attributes that can only be set (never returned, though `supported_attrs` lists them, as SETATTR
+/// takes them): asking for them is NFS4ERR_INVAL (GETATTR, READDIR, VERIFY).
 pub fn write_only() -> Bitmap {
     Bitmap::of(&[TIME_ACCESS_SET, TIME_MODIFY_SET])
 }
@@ -300,7 +305,7 @@ pub struct Context {
 }
 
 /// nfstime4: seconds (signed) and nanoseconds.
-fn put_time(w: &mut Writer, t: SystemTime) {
+pub fn put_time(w: &mut Writer, t: SystemTime) {
     let (secs, nanos) = match t.duration_since(UNIX_EPOCH) {
         Ok(d) => (i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_nanos()),
         Err(e) => {
@@ -362,8 +367,8 @@ fn put_value(attr: u32, o: &Object, cx: &Context, rdattr_error: Status, w: &mut 
         }
         MOUNTED_ON_FILEID => w.put_u64(o.mounted_on_fileid),
         FS_LAYOUT_TYPE => w.put_u32(0),
-        // Exclusive create is not served yet: no attributes settable with it.
-        SUPPATTR_EXCLCREAT => Bitmap::default().encode(w),
+        // EXCLUSIVE4_1 keeps its verifier apart from the attributes: all settable ones go.
+        SUPPATTR_EXCLCREAT => super::settable::settable().encode(w),
         FS_CHARSET_CAP => w.put_u32(FSCHARSET_CAP4_ALLOWS_ONLY_UTF8),
         _ => {}
     }
@@ -371,7 +376,9 @@ fn put_value(attr: u32, o: &Object, cx: &Context, rdattr_error: Status, w: &mut 
 
 /// Encodes the values of the served attributes in `mask` (ascending), and which were served.
 pub fn values(o: &Object, mask: &Bitmap, cx: &Context, rdattr_error: Status) -> (Bitmap, Vec<u8>) {
-    let served = mask.and(&supported(cx.minor));
+    let (supported, write_only) = (supported(cx.minor), write_only());
+    let readable = Bitmap(std::array::from_fn(|i| supported.0[i] & !write_only.0[i]));
+    let served = mask.and(&readable);
     let mut w = Writer::new();
     for attr in served.iter() {
         put_value(attr, o, cx, rdattr_error, &mut w);

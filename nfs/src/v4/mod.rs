@@ -6,10 +6,12 @@
 //! [`state::State`], shared by every core behind its own locks. Runs on the connection's core.
 
 pub mod attrs;
+pub mod change;
 pub mod fh;
 pub mod node;
 pub mod ops;
 pub mod pseudo;
+pub mod settable;
 pub mod state;
 pub mod status;
 
@@ -98,6 +100,8 @@ impl Nfs4 {
                     match st {
                         // LOCK and LOCKT's NFS4ERR_DENIED carries LOCK4denied after the status.
                         Err(Status::DENIED) => Err((Status::DENIED, Some(res))),
+                        // SETATTR4res carries attrsset after any status.
+                        Err(st) if opnum == ops::SETATTR => Err((st, Some(res))),
                         Err(st) => Err((st, None)),
                         Ok(()) => Ok(res),
                     }
@@ -125,7 +129,18 @@ impl Nfs4 {
         if let Some(seq) = cx.seq.take() {
             self.state.finish_compound(&seq, w);
         }
+        self.release_expired_opens().await;
         Ok(())
+    }
+
+    /// Tells the engine of opens that went away without a CLOSE (a lease ran out, a client
+    /// was destroyed) while this COMPOUND ran, so their files get published.
+    async fn release_expired_opens(&self) {
+        for file in self.state.take_released() {
+            if let Err(e) = self.exports.engine().closed(&file).await {
+                tracing::warn!(ino = file.ino, error = %e, "engine not told of an expired open");
+            }
+        }
     }
 }
 

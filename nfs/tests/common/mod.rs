@@ -383,7 +383,8 @@ impl Reply {
         Reader::new(&self.data[self.pos..])
     }
 
-    fn read<T>(&mut self, f: impl FnOnce(&mut Reader<'_>) -> T) -> T {
+    /// Reads the next bytes of the results with `f` (results this reader has no method for).
+    pub fn read<T>(&mut self, f: impl FnOnce(&mut Reader<'_>) -> T) -> T {
         let mut r = Reader::new(&self.data[self.pos..]);
         let out = f(&mut r);
         self.pos += r.position();

@@ -1,5 +1,9 @@
 //! CLOSE (RFC 8881 section 18.2): releases an open stateid and its share reservation. 4.0:
 //! open-owner seqid rules, answers the stateid with seqid + 1; 4.1: the invalid special stateid.
+//! Then tells the engine the open is gone (`Engine::closed`: a file changed here is published
+//! soon after its last close); a retransmitted CLOSE does not tell it twice.
+
+use engine::FileHandle;
 
 use crate::v4::ops::open::{owner_of, seqid_begin, seqid_end, Begin};
 use crate::v4::state::{badxdr, export_handle, Stateid};
@@ -32,6 +36,7 @@ pub async fn op(cx: &mut Compound<'_>, r: &mut Reader<'_>, w: &mut Writer) -> Re
         let next = cx.state().with_tables(|t, now, lease| t.close(minor, &stateid, &file, now, lease))?;
         cx.current_stateid = Some(next);
         next.encode(w);
+        closed(cx, &file).await;
         return Ok(());
     }
     let key = owner_of(cx, &stateid)?;
@@ -42,5 +47,15 @@ pub async fn op(cx: &mut Compound<'_>, r: &mut Reader<'_>, w: &mut Writer) -> Re
     let out =
         cx.state().with_tables(|t, now, lease| t.close(0, &stateid, &file, now, lease)).map(|s| s.encode(&mut res));
     seqid_end(cx, &key, args.seqid, &out, &res, None);
+    if out.is_ok() {
+        closed(cx, &file).await;
+    }
     out.map(|()| w.append(res))
+}
+
+/// Tells the engine an open of `file` is gone. Its failure (the export went away) fails nothing.
+pub(crate) async fn closed(cx: &Compound<'_>, file: &FileHandle) {
+    if let Err(e) = cx.server.exports.engine().closed(file).await {
+        tracing::warn!(ino = file.ino, error = %e, "engine not told of a close");
+    }
 }

@@ -2,17 +2,23 @@
 //! operation: `decode` reads its arguments (also used by the fuzz target), `op` runs it and writes
 //! its results (after the status, which the COMPOUND loop writes).
 //!
-//! Operations of the write path (COMMIT, CREATE, LINK, REMOVE, RENAME, SETATTR, WRITE,
-//! ALLOCATE, DEALLOCATE, ...) and pNFS, delegations and server-side copy are not served yet:
-//! they answer NFS4ERR_NOTSUPP (NFS4ERR_ROFS on a read-only export for the write path).
-//! Byte-range locks (LOCK, LOCKT, LOCKU, RELEASE_LOCKOWNER) are served, from the engine's lock
-//! manager.
+//! The write path is served on the engine's write API: OPEN with create, WRITE, COMMIT, CREATE
+//! (directories, symbolic links), REMOVE, RENAME, SETATTR, and in 4.2 ALLOCATE and DEALLOCATE;
+//! every changing operation answers NFS4ERR_ROFS on a read-only export (and in the
+//! pseudo-filesystem) before anything else (`v4/change.rs`). LINK is NFS4ERR_NOTSUPP (one object
+//! per file cannot have two names). Byte-range locks (LOCK, LOCKT, LOCKU, RELEASE_LOCKOWNER) are
+//! served from the engine's lock manager. Not served: OPENATTR, pNFS, delegations, server-side
+//! copy, WRITE_SAME, CLONE: NFS4ERR_NOTSUPP.
 
 pub mod access;
+pub mod allocate;
 pub mod backchannel_ctl;
 pub mod bind_conn_to_session;
 pub mod close;
+pub mod commit;
+pub mod create;
 pub mod create_session;
+pub mod deallocate;
 pub mod delegpurge;
 pub mod delegreturn;
 pub mod destroy_clientid;
@@ -21,6 +27,7 @@ pub mod exchange_id;
 pub mod free_stateid;
 pub mod getattr;
 pub mod getfh;
+pub mod link;
 pub mod lock;
 pub mod lockt;
 pub mod locku;
@@ -39,6 +46,8 @@ pub mod readdir;
 pub mod readlink;
 pub mod reclaim_complete;
 pub mod release_lockowner;
+pub mod remove;
+pub mod rename;
 pub mod renew;
 pub mod restorefh;
 pub mod savefh;
@@ -46,10 +55,12 @@ pub mod secinfo;
 pub mod secinfo_no_name;
 pub mod seek;
 pub mod sequence;
+pub mod setattr;
 pub mod setclientid;
 pub mod setclientid_confirm;
 pub mod test_stateid;
 pub mod verify;
+pub mod write;
 
 use crate::xdr::{self, Reader, Writer};
 
@@ -151,10 +162,13 @@ pub async fn dispatch(cx: &mut Compound<'_>, opnum: u32, r: &mut Reader<'_>, w: 
     match opnum {
         ACCESS => access::op(cx, r, w).await,
         CLOSE => close::op(cx, r, w).await,
+        COMMIT => commit::op(cx, r, w).await,
+        CREATE => create::op(cx, r, w).await,
         DELEGPURGE => delegpurge::op(cx, r, w).await,
         DELEGRETURN => delegreturn::op(cx, r, w).await,
         GETATTR => getattr::op(cx, r, w).await,
         GETFH => getfh::op(cx, r, w).await,
+        LINK => link::op(cx, r, w).await,
         LOCK => lock::op(cx, r, w).await,
         LOCKT => lockt::op(cx, r, w).await,
         LOCKU => locku::op(cx, r, w).await,
@@ -170,13 +184,17 @@ pub async fn dispatch(cx: &mut Compound<'_>, opnum: u32, r: &mut Reader<'_>, w: 
         READ => read::op(cx, r, w).await,
         READDIR => readdir::op(cx, r, w).await,
         READLINK => readlink::op(cx, r, w).await,
+        REMOVE => remove::op(cx, r, w).await,
+        RENAME => rename::op(cx, r, w).await,
         RENEW => renew::op(cx, r, w).await,
         RESTOREFH => restorefh::op(cx, r, w).await,
         SAVEFH => savefh::op(cx, r, w).await,
         SECINFO => secinfo::op(cx, r, w).await,
+        SETATTR => setattr::op(cx, r, w).await,
         SETCLIENTID => setclientid::op(cx, r, w).await,
         SETCLIENTID_CONFIRM => setclientid_confirm::op(cx, r, w).await,
         VERIFY => verify::op(cx, r, w).await,
+        WRITE => write::op(cx, r, w).await,
         RELEASE_LOCKOWNER => release_lockowner::op(cx, r, w).await,
         BACKCHANNEL_CTL => backchannel_ctl::op(cx, r, w).await,
         BIND_CONN_TO_SESSION => bind_conn_to_session::op(cx, r, w).await,
@@ -189,12 +207,13 @@ pub async fn dispatch(cx: &mut Compound<'_>, opnum: u32, r: &mut Reader<'_>, w: 
         TEST_STATEID => test_stateid::op(cx, r, w).await,
         DESTROY_CLIENTID => destroy_clientid::op(cx, r, w).await,
         RECLAIM_COMPLETE => reclaim_complete::op(cx, r, w).await,
+        ALLOCATE => allocate::op(cx, r, w).await,
+        DEALLOCATE => deallocate::op(cx, r, w).await,
         READ_PLUS => read_plus::op(cx, r, w).await,
         SEEK => seek::op(cx, r, w).await,
-        COMMIT | CREATE | LINK | OPENATTR | REMOVE | RENAME | SETATTR | WRITE | GET_DIR_DELEGATION | GETDEVICEINFO
-        | GETDEVICELIST | LAYOUTCOMMIT | LAYOUTGET | LAYOUTRETURN | SET_SSV | WANT_DELEGATION | ALLOCATE | COPY
-        | COPY_NOTIFY | DEALLOCATE | IO_ADVISE | LAYOUTERROR | LAYOUTSTATS | OFFLOAD_CANCEL | OFFLOAD_STATUS
-        | WRITE_SAME | CLONE => not_served(cx, opnum),
+        OPENATTR | GET_DIR_DELEGATION | GETDEVICEINFO | GETDEVICELIST | LAYOUTCOMMIT | LAYOUTGET | LAYOUTRETURN
+        | SET_SSV | WANT_DELEGATION | COPY | COPY_NOTIFY | IO_ADVISE | LAYOUTERROR | LAYOUTSTATS | OFFLOAD_CANCEL
+        | OFFLOAD_STATUS | WRITE_SAME | CLONE => not_served(cx, opnum),
         _ => Err(Status::OP_ILLEGAL),
     }
 }
@@ -207,10 +226,13 @@ pub fn decode_args(minor: u32, opnum: u32, r: &mut Reader<'_>) -> xdr::Result<()
     match opnum {
         ACCESS => access::decode(r).map(drop),
         CLOSE => close::decode(r).map(drop),
+        COMMIT => commit::decode(r).map(drop),
+        CREATE => create::decode(r).map(drop),
         DELEGPURGE => delegpurge::decode(r).map(drop),
         DELEGRETURN => delegreturn::decode(r).map(drop),
         GETATTR => getattr::decode(r).map(drop),
         GETFH => getfh::decode(r).map(drop),
+        LINK => link::decode(r).map(drop),
         LOCK => lock::decode(r).map(drop),
         LOCKT => lockt::decode(r).map(drop),
         LOCKU => locku::decode(r).map(drop),
@@ -226,13 +248,17 @@ pub fn decode_args(minor: u32, opnum: u32, r: &mut Reader<'_>) -> xdr::Result<()
         READ => read::decode(r).map(drop),
         READDIR => readdir::decode(r).map(drop),
         READLINK => readlink::decode(r).map(drop),
+        REMOVE => remove::decode(r).map(drop),
+        RENAME => rename::decode(r).map(drop),
         RENEW => renew::decode(r).map(drop),
         RESTOREFH => restorefh::decode(r).map(drop),
         SAVEFH => savefh::decode(r).map(drop),
         SECINFO => secinfo::decode(r).map(drop),
+        SETATTR => setattr::decode(r).map(drop),
         SETCLIENTID => setclientid::decode(r).map(drop),
         SETCLIENTID_CONFIRM => setclientid_confirm::decode(r).map(drop),
         VERIFY => verify::decode(r).map(drop),
+        WRITE => write::decode(r).map(drop),
         RELEASE_LOCKOWNER => release_lockowner::decode(r).map(drop),
         BACKCHANNEL_CTL => backchannel_ctl::decode(r).map(drop),
         BIND_CONN_TO_SESSION => bind_conn_to_session::decode(r).map(drop),
@@ -245,6 +271,8 @@ pub fn decode_args(minor: u32, opnum: u32, r: &mut Reader<'_>) -> xdr::Result<()
         TEST_STATEID => test_stateid::decode(r).map(drop),
         DESTROY_CLIENTID => destroy_clientid::decode(r).map(drop),
         RECLAIM_COMPLETE => reclaim_complete::decode(r).map(drop),
+        ALLOCATE => allocate::decode(r).map(drop),
+        DEALLOCATE => deallocate::decode(r).map(drop),
         READ_PLUS => read_plus::decode(r).map(drop),
         SEEK => seek::decode(r).map(drop),
         _ => Err(r.error("op number", "operation not served")),

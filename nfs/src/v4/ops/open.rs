@@ -7,30 +7,51 @@
 //! NFS4ERR_NOTSUPP (no delegations are ever granted). During grace, CLAIM_NULL and CLAIM_FH
 //! answer NFS4ERR_GRACE.
 //!
-//! Decisions, until the write path exists:
-//! - OPEN4_CREATE: an existing file with UNCHECKED4 and no size in the attributes is a plain
-//!   open; GUARDED4 or EXCLUSIVE* of an existing file → NFS4ERR_EXIST; anything that would
-//!   create or truncate → NFS4ERR_ROFS on a read-only export, else NFS4ERR_NOTSUPP.
+//! Creating (OPEN4_CREATE, CLAIM_NULL):
+//! - UNCHECKED4: a missing file is created with `createattrs`; an existing one is opened, its
+//!   attributes untouched except that size 0 truncates it (which needs write access in the
+//!   open: NFS4ERR_INVAL otherwise), once the open is granted.
+//! - GUARDED4: an existing name is NFS4ERR_EXIST.
+//! - EXCLUSIVE4 (verifier only) and EXCLUSIVE4_1 (verifier + `createattrs`, 4.1): the engine
+//!   keeps the verifier with the file, so a retransmission with the same verifier opens the
+//!   file it made; another verifier is NFS4ERR_EXIST. `suppattr_exclcreat` is every settable
+//!   attribute (the verifier is not kept in one).
+//! - Creating needs `wx` on the directory (change.rs); the file belongs to the caller after
+//!   root squash; on a read-only export (or in the pseudo-filesystem) it is NFS4ERR_ROFS. The
+//!   creator's open needs no permission on the file (a file created 0444 opens for writing, as
+//!   with open(2)).
+//! - Results: the directory's change_info (before and after the create; atomic when only this
+//!   create changed it) and `attrset`, the attributes applied.
+//!
+//! Opening:
 //! - WRITE access is granted on a read-write export (fio opens O_RDWR without writing); on a
 //!   read-only export it answers NFS4ERR_ROFS.
 //! - Permissions: the file's mode against the caller's uid/gids (after root squash); read is
 //!   allowed with the r or the x bit (a client reads to execute), write needs w.
-//! - Directories → NFS4ERR_ISDIR (pseudo-filesystem directories too), missing → NFS4ERR_NOENT.
+//! - Directories → NFS4ERR_ISDIR (pseudo-filesystem directories too), symbolic links →
+//!   NFS4ERR_SYMLINK, missing → NFS4ERR_NOENT.
+//! - A new open stateid (not an upgrade of the owner's open of the file) tells the engine the
+//!   file is open (`Engine::opened`; CLOSE and lease expiry say `closed`): the publisher
+//!   uploads a file soon after its last close.
 //!
-//! Results: the stateid, change_info of the directory (before = after: nothing changed),
-//! rflags OPEN4_RESULT_LOCKTYPE_POSIX (+ OPEN4_RESULT_CONFIRM for a new 4.0 open-owner), no
-//! attributes set, no delegation (4.1 with "want" bits: OPEN_DELEGATE_NONE_EXT with
+//! Results: the stateid, change_info of the directory (before = after when nothing was
+//! created), rflags OPEN4_RESULT_LOCKTYPE_POSIX (+ OPEN4_RESULT_CONFIRM for a new 4.0
+//! open-owner), no delegation (4.1 with "want" bits: OPEN_DELEGATE_NONE_EXT with
 //! WND4_NOT_WANTED, WND4_CANCELLED or WND4_NOT_SUPP_FTYPE).
 
 use engine::namespace::invalid_name;
-use engine::{EngineError, FileHandle};
+use engine::{CreateMode, FileHandle};
 
 use crate::export::Access;
 use crate::rpc::Auth;
+use crate::v4::attrs::{self, Bitmap};
+use crate::v4::change::{self, Caller, ChangeInfo};
 use crate::v4::fh::Fh;
+use crate::v4::node::{self, ExportNode, Node};
 use crate::v4::pseudo::PseudoEntry;
+use crate::v4::settable::{self, Settable};
 use crate::v4::state::client::ClientId;
-use crate::v4::state::open::{OpenOwnerKey, OpenReq, SeqidCheck, ShareAccess};
+use crate::v4::state::open::{OpenOwnerKey, OpenReq, OpenStatus, SeqidCheck, ShareAccess};
 use crate::v4::state::{badxdr, wire, Stateid, OPAQUE_BYTES_MAX};
 use crate::v4::status::from_engine;
 use crate::v4::{Compound, Status};
@@ -68,8 +89,6 @@ pub const WND4_NOT_WANTED: u32 = 0;
 pub const WND4_NOT_SUPP_FTYPE: u32 = 3;
 pub const WND4_CANCELLED: u32 = 7;
 
-/// FATTR4_SIZE's bit (word 0).
-const FATTR4_SIZE_BIT: u32 = 1 << 4;
 /// Attribute values accepted in createattrs.
 pub const CREATE_ATTRS_BYTES_MAX: usize = 4096;
 /// Longest name component (NFS4ERR_NAMETOOLONG beyond).
@@ -97,8 +116,16 @@ impl Fattr {
         w.put_opaque(&self.vals);
     }
 
-    fn sets_size(&self) -> bool {
-        self.mask.first().is_some_and(|m| m & FATTR4_SIZE_BIT != 0)
+    /// The mask as a bitmap, and whether bits beyond the words kept were set.
+    fn bitmap(&self) -> (Bitmap, bool) {
+        let mut b = Bitmap::default();
+        for (i, word) in self.mask.iter().enumerate() {
+            if let Some(w) = b.0.get_mut(i) {
+                *w = *word;
+            }
+        }
+        let beyond = self.mask.iter().skip(b.0.len()).any(|w| *w != 0);
+        (b, beyond)
     }
 }
 
@@ -305,11 +332,16 @@ pub async fn op(cx: &mut Compound<'_>, r: &mut Reader<'_>, w: &mut Writer) -> Re
     out.map(|_| w.append(res))
 }
 
-/// The file an OPEN is about, its attributes and the change_info to answer.
+/// The file an OPEN is about, its attributes, the change_info and `attrset` to answer.
 struct Target {
     file: FileHandle,
     attr: engine::Attr,
-    cinfo: (bool, u64, u64),
+    cinfo: ChangeInfo,
+    attrset: Bitmap,
+    /// Made by this OPEN (or its retransmission): no permission check on the file.
+    created: bool,
+    /// UNCHECKED4 with size 0 on an existing file: truncate once the open is granted.
+    truncate: bool,
 }
 
 async fn run(cx: &mut Compound<'_>, args: &Args, key: &OpenOwnerKey, w: &mut Writer) -> Result<FileHandle, Status> {
@@ -321,6 +353,10 @@ async fn run(cx: &mut Compound<'_>, args: &Args, key: &OpenOwnerKey, w: &mut Wri
         | OPEN4_SHARE_ACCESS_WANT_PUSH_DELEG_WHEN_UNCONTENDED;
     if access.0 == 0 || args.share_deny & !3 != 0 || (want != 0 && (cx.minor == 0 || want & !want_ok != 0)) {
         return Err(Status::INVAL);
+    }
+    if cx.minor == 0 && matches!(args.create, Some(CreateHow::Exclusive41(..))) {
+        // NFSv4.0 has no EXCLUSIVE4_1.
+        return Err(Status::BADXDR);
     }
     let current = cx.current()?;
     let state = cx.state();
@@ -339,20 +375,19 @@ async fn run(cx: &mut Compound<'_>, args: &Args, key: &OpenOwnerKey, w: &mut Wri
         return Err(Status::GRACE);
     }
     let target = match &args.claim {
-        Claim::Null(name) => by_name(cx, current, name, args.create.as_ref()).await?,
+        Claim::Null(name) => by_name(cx, current, name, args.create.as_ref(), access).await?,
         _ => by_handle(cx, current)?,
     };
-    let (_, export_access) = cx.export(target.file.export)?;
+    let (e, export_access) = cx.export(target.file.export)?;
     if access.write() && !export_access.may_write() {
         return Err(Status::ROFS);
     }
-    let (e, _) = cx.export(target.file.export)?;
     let (uid, gid) = cx.creds(e);
-    if !permitted(&target.attr, uid, gid, cx.auth, access) {
+    if !target.created && !permitted(&target.attr, uid, gid, cx.auth, access) {
         return Err(Status::ACCESS);
     }
     let req = OpenReq { minor: cx.minor, owner: key.clone(), file: target.file, access, deny };
-    let ok = state.with_tables(|t, now, lease| {
+    let (ok, new_open) = state.with_tables(|t, now, lease| {
         if reclaim {
             if !t.grace.on(now) {
                 return Err(Status::NO_GRACE);
@@ -365,18 +400,31 @@ async fn run(cx: &mut Compound<'_>, args: &Args, key: &OpenOwnerKey, w: &mut Wri
                 return Err(Status::RECLAIM_BAD);
             }
         }
-        t.open(&req, now, lease)
+        // An upgrade of the owner's open of this file is not another open for the engine.
+        let held = t.opens.owners.get(&req.owner).and_then(|o| o.opens.get(&req.file));
+        let live = held.and_then(|o| t.opens.by_other.get(o)).is_some_and(|o| o.status == OpenStatus::Live);
+        t.open(&req, now, lease).map(|ok| (ok, !live))
     })?;
-    tracing::debug!(peer = %cx.conn.peer, ino = target.file.ino, access = access.0, deny = deny.0, reclaim, "OPEN");
+    let engine = cx.server.exports.engine();
+    if new_open {
+        engine.opened(&target.file);
+    }
+    if target.truncate {
+        // After the share reservation is granted (a denied OPEN truncates nothing). Should this
+        // fail, the open stays granted and goes at CLOSE or lease expiry.
+        let size0 = engine::SetAttrs { size: Some(0), ..engine::SetAttrs::default() };
+        engine.setattr(&target.file, &size0).await.map_err(|e| from_engine(&e))?;
+    }
+    tracing::debug!(
+        peer = %cx.conn.peer, ino = target.file.ino, access = access.0, deny = deny.0, reclaim,
+        created = target.created, truncate = target.truncate, "OPEN"
+    );
     cx.current = Some(Fh::Export(target.file));
     cx.current_stateid = Some(ok.stateid);
     ok.stateid.encode(w);
-    let (atomic, before, after) = target.cinfo;
-    w.put_bool(atomic);
-    w.put_u64(before);
-    w.put_u64(after);
+    target.cinfo.encode(w);
     w.put_u32(OPEN4_RESULT_LOCKTYPE_POSIX | if ok.confirm { OPEN4_RESULT_CONFIRM } else { 0 });
-    wire::put_bitmap(w, &[]);
+    target.attrset.encode(w);
     encode_delegation(w, cx.minor, want);
     Ok(target.file)
 }
@@ -396,8 +444,29 @@ fn encode_delegation(w: &mut Writer, minor: u32, want: u32) {
     });
 }
 
-/// CLAIM_NULL: the name in the current directory.
-async fn by_name(cx: &Compound<'_>, dir: Fh, name: &[u8], create: Option<&CreateHow>) -> Result<Target, Status> {
+/// What a create asks of the engine, with its attributes decoded.
+fn create_request(how: &CreateHow) -> Result<(CreateMode, Settable), Status> {
+    let decode = |a: &Fattr| {
+        let (mask, beyond) = a.bitmap();
+        settable::decode(&mask, beyond, &a.vals)
+    };
+    Ok(match how {
+        CreateHow::Unchecked(a) => (CreateMode::Unchecked, decode(a)?),
+        CreateHow::Guarded(a) => (CreateMode::Guarded, decode(a)?),
+        CreateHow::Exclusive(v) => (CreateMode::Exclusive(u64::from_be_bytes(*v)), Settable::default()),
+        // suppattr_exclcreat is every settable attribute: nothing more to refuse.
+        CreateHow::Exclusive41(v, a) => (CreateMode::Exclusive(u64::from_be_bytes(*v)), decode(a)?),
+    })
+}
+
+/// CLAIM_NULL: the name in the current directory, created if asked (and allowed).
+async fn by_name(
+    cx: &Compound<'_>,
+    dir: Fh,
+    name: &[u8],
+    create: Option<&CreateHow>,
+    access: ShareAccess,
+) -> Result<Target, Status> {
     let name = std::str::from_utf8(name).map_err(|_| Status::INVAL)?;
     if name.is_empty() {
         return Err(Status::INVAL);
@@ -420,31 +489,102 @@ async fn by_name(cx: &Compound<'_>, dir: Fh, name: &[u8], create: Option<&Create
         }
         Fh::Export(h) => h,
     };
-    let (e, access) = cx.export(h.export)?;
-    let ns = &e.ns;
-    let dir = ns.resolve("OPEN", &h).map_err(|e| from_engine(&e))?;
-    if dir.kind != engine::meta::Kind::Dir {
+    let dir = match node::resolve(cx, Fh::Export(h))? {
+        Node::Export(n) => n,
+        Node::Pseudo(_) => return Err(Status::STALE),
+    };
+    if dir.rec.kind != engine::meta::Kind::Dir {
         return Err(Status::NOTDIR);
     }
-    let change = ns.attr(&dir).change;
-    let cannot_create = if access == Access::ReadWrite { Status::NOTSUPP } else { Status::ROFS };
-    let rec = match ns.lookup(dir.ino, name).await {
-        Ok(rec) => rec,
-        Err(EngineError::NotFound { .. }) if create.is_some() => return Err(cannot_create),
-        Err(e) => return Err(from_engine(&e)),
+    let writable = dir.access == Access::ReadWrite;
+    let request = create.map(create_request).transpose()?;
+    let existing = change::entry(&dir, name).await?;
+    let Some(request) = request else {
+        let found = existing.ok_or(Status::NOENT)?;
+        return existing_target(&dir, found, false);
     };
-    if rec.kind == engine::meta::Kind::Dir {
+    let (mode, s) = request;
+    // UNCHECKED4 on an existing file: opened, truncated if the attributes say size 0.
+    let unchecked = |found| {
+        let truncate = s.size == Some(0);
+        if truncate && !writable {
+            Err(Status::ROFS)
+        } else if truncate && !access.write() {
+            Err(Status::INVAL)
+        } else {
+            existing_target(&dir, found, truncate)
+        }
+    };
+    if let Some(found) = existing {
+        return match mode {
+            CreateMode::Unchecked => unchecked(found),
+            CreateMode::Guarded => Err(Status::EXIST),
+            CreateMode::Exclusive(_) if !writable => Err(Status::EXIST),
+            // The engine knows whether this is a retransmission of the create (same verifier).
+            CreateMode::Exclusive(_) => make(cx, &dir, name, mode, &s).await,
+        };
+    }
+    if !writable {
+        return Err(Status::ROFS);
+    }
+    match make(cx, &dir, name, mode, &s).await {
+        // UNCHECKED4 lost a race with another create of the name: open what is there.
+        Err(Status::EXIST) if mode == CreateMode::Unchecked => {
+            unchecked(change::entry(&dir, name).await?.ok_or(Status::NOENT)?)
+        }
+        other => other,
+    }
+}
+
+/// An existing entry opened by name.
+fn existing_target(dir: &ExportNode<'_>, found: ExportNode<'_>, truncate: bool) -> Result<Target, Status> {
+    match found.rec.kind {
+        engine::meta::Kind::Dir => return Err(Status::ISDIR),
+        engine::meta::Kind::Symlink => return Err(Status::SYMLINK),
+        engine::meta::Kind::File => {}
+    }
+    let change = change::change_of(&dir.export.ns, dir.rec.ino);
+    let attrset = if truncate { Bitmap::of(&[attrs::SIZE]) } else { Bitmap::default() };
+    Ok(Target {
+        file: found.fh,
+        attr: found.attr(),
+        cinfo: ChangeInfo::unchanged(change),
+        attrset,
+        created: false,
+        truncate,
+    })
+}
+
+/// Creates the file through the engine (UNCHECKED4 is asked as GUARDED4, so attributes never
+/// land on a file that appeared meanwhile: the caller opens that one instead).
+async fn make(
+    cx: &Compound<'_>,
+    dir: &ExportNode<'_>,
+    name: &str,
+    mode: CreateMode,
+    s: &Settable,
+) -> Result<Target, Status> {
+    let caller = Caller::of(cx, dir);
+    caller.may_change_entries(&dir.attr())?;
+    let set = change::creation_attrs(&caller, s)?;
+    let engine_mode = if mode == CreateMode::Unchecked { CreateMode::Guarded } else { mode };
+    let ns = &dir.export.ns;
+    let before = change::change_of(ns, dir.rec.ino);
+    let made =
+        cx.server.exports.engine().create(&dir.fh, name, engine_mode, &set).await.map_err(|e| from_engine(&e))?;
+    let after = change::change_of(ns, dir.rec.ino);
+    if made.attr.kind != engine::meta::Kind::File {
         return Err(Status::ISDIR);
     }
-    match create {
-        None => {}
-        Some(CreateHow::Unchecked(a)) if !a.sets_size() => {}
-        Some(CreateHow::Unchecked(_)) => return Err(cannot_create),
-        Some(CreateHow::Guarded(_) | CreateHow::Exclusive(_) | CreateHow::Exclusive41(..)) => {
-            return Err(Status::EXIST)
-        }
-    }
-    Ok(Target { file: ns.handle(&rec), attr: ns.attr(&rec), cinfo: (true, change, change) })
+    Ok(Target {
+        file: made.fh,
+        attr: made.attr,
+        cinfo: ChangeInfo::around(before, after),
+        attrset: s.mask,
+        // A retransmitted exclusive create opens the file it made: the creator's open.
+        created: true,
+        truncate: false,
+    })
 }
 
 /// CLAIM_FH and CLAIM_PREVIOUS: the current file handle.
@@ -453,11 +593,20 @@ fn by_handle(cx: &Compound<'_>, current: Fh) -> Result<Target, Status> {
     let (e, _) = cx.export(h.export)?;
     let ns = &e.ns;
     let rec = ns.resolve("OPEN", &h).map_err(|e| from_engine(&e))?;
-    if rec.kind == engine::meta::Kind::Dir {
-        return Err(Status::ISDIR);
+    match rec.kind {
+        engine::meta::Kind::Dir => return Err(Status::ISDIR),
+        engine::meta::Kind::Symlink => return Err(Status::SYMLINK),
+        engine::meta::Kind::File => {}
     }
     let change = ns.inode("OPEN", rec.parent).map(|p| ns.attr(&p).change).unwrap_or(0);
-    Ok(Target { file: h, attr: ns.attr(&rec), cinfo: (true, change, change) })
+    Ok(Target {
+        file: h,
+        attr: ns.attr(&rec),
+        cinfo: ChangeInfo::unchanged(change),
+        attrset: Bitmap::default(),
+        created: false,
+        truncate: false,
+    })
 }
 
 /// Mode bits against the caller: read needs r or x, write needs w; root passes.

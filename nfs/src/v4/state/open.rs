@@ -127,6 +127,9 @@ pub struct OpenOwner {
 pub struct Opens {
     pub by_other: HashMap<[u8; 12], Open>,
     pub owners: HashMap<OpenOwnerKey, OpenOwner>,
+    /// Files whose live open went away other than by CLOSE (lease expiry, DESTROY_CLIENTID, a
+    /// replaced 4.0 owner), for the engine to hear of ([`State::take_released`]).
+    pub released: Vec<FileHandle>,
 }
 
 /// A 4.0 open-owner seqid check.
@@ -174,6 +177,9 @@ impl Tables {
     /// reservations leave the engine in [`Tables::expire_client`]).
     pub fn revoke_opens_of(&mut self, client: ClientId) {
         for o in self.opens.by_other.values_mut().filter(|o| o.owner.client == client) {
+            if o.status == OpenStatus::Live {
+                self.opens.released.push(o.file);
+            }
             o.status = OpenStatus::Expired;
         }
     }
@@ -181,6 +187,14 @@ impl Tables {
     /// Forgets every open and open-owner of a client (its share reservations leave the engine
     /// in [`Tables::remove_client`]).
     pub fn remove_opens_of(&mut self, client: ClientId) {
+        let released: Vec<FileHandle> = self
+            .opens
+            .by_other
+            .values()
+            .filter(|o| o.owner.client == client && o.status == OpenStatus::Live)
+            .map(|o| o.file)
+            .collect();
+        self.opens.released.extend(released);
         self.opens.by_other.retain(|_, o| o.owner.client != client);
         self.opens.owners.retain(|k, _| k.client != client);
     }
@@ -244,6 +258,7 @@ impl Tables {
             if let Some(open) = self.opens.by_other.remove(other) {
                 if open.status == OpenStatus::Live {
                     self.lock_manager.close_share(open.file.ino, &key.engine());
+                    self.opens.released.push(open.file);
                 }
             }
         }
@@ -535,6 +550,11 @@ impl Tables {
 }
 
 impl State {
+    /// Files whose opens went away without a CLOSE since the last call (see `Opens::released`).
+    pub fn take_released(&self) -> Vec<FileHandle> {
+        std::mem::take(&mut self.lock().opens.released)
+    }
+
     /// Runs `f` on the tables with the time and lease, then writes the records if needed.
     pub fn with_tables<R>(&self, f: impl FnOnce(&mut Tables, Instant, Duration) -> R) -> R {
         let (now, lease) = (self.now(), self.config.lease);
