@@ -164,6 +164,7 @@ fn run_fio(fio: &Path, job: &Path) -> Result<String, String> {
         let out = std::fs::File::create(&log).unwrap();
         let mut child = Command::new(fio)
             .arg(job)
+            .current_dir(job.parent().unwrap_or(Path::new("/")))
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .process_group(0)
@@ -270,7 +271,7 @@ fn libnfs_uploads_over_v3() {
                 &job,
                 format!(
                     "[global]\nioengine=nfs\nnfs_url={}\nfilename=up.bin\nrw=write\nbs=64k\nsize=5m\n\
-                     iodepth=4\nverify=crc32c\n[{name}]\n{mode}\n",
+                     iodepth=4\nverify=crc32c\nverify_state_save=0\n[{name}]\n{mode}\n",
                     as_owner("/up")
                 ),
             )
