@@ -749,8 +749,9 @@ proptest! {
     ) {
         let f = shared_fixture();
         let c = Client::new(f, "127.0.0.1:800", sys(OWNER));
-        let root = c.root("/data");
-        let fh = if on_file { c.path(&root, "hello.txt") } else { root };
+        // Looked up once: a random SETATTR may take the owner's search permission away.
+        let (root, hello) = shared_handles();
+        let fh = if on_file { hello.clone() } else { root.clone() };
         let procs = [
             proc_::SETATTR, proc_::WRITE, proc_::CREATE, proc_::MKDIR, proc_::SYMLINK, proc_::MKNOD,
             proc_::REMOVE, proc_::RMDIR, proc_::RENAME, proc_::LINK, proc_::COMMIT, proc_::READLINK,
@@ -778,6 +779,17 @@ proptest! {
 fn shared_fixture() -> &'static Fixture {
     static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     F.get_or_init(fixture)
+}
+
+/// The shared fixture's /data root and /data/hello.txt handles.
+fn shared_handles() -> &'static (Vec<u8>, Vec<u8>) {
+    static H: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    H.get_or_init(|| {
+        let c = Client::new(shared_fixture(), "127.0.0.1:800", sys(OWNER));
+        let root = c.root("/data");
+        let hello = c.path(&root, "hello.txt");
+        (root, hello)
+    })
 }
 
 /// A blocking TCP server: a thread per connection, records in, replies out.
