@@ -36,6 +36,12 @@ bash image/qemu/test-nvme.sh
 step "NFS: the Linux kernel client (QEMU guest) mounts v4.1, v4.2, v3; server restart under it"
 bash image/qemu/test-nfs-client.sh
 
+step "NFS write path: the kernel client (QEMU guest) writes, locks, truncates, renames over v4.2, v4.1, v3; the bucket matches"
+bash image/qemu/test-nfs-write.sh --server bucketfs
+
+step "NFS crash: SIGKILL bucketfs under fsyncing writers (QEMU guest); every fsynced byte survives and reaches the bucket"
+bash image/qemu/test-nfs-crash.sh --server bucketfs
+
 step "benchmark smoke: blockstore vs fio"
 cargo run --release -q -p perf --bin blockstore-bench -- --smoke --device "$repo/target/bench-smoke.img"
 

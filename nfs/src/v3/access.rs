@@ -1,13 +1,15 @@
-//! ACCESS (procedure 4): which of the asked rights the caller has. Read, lookup and execute
-//! follow the mode bits for the caller after root squash; modify, extend and delete are granted
-//! on read-write exports only (tools that open files read-write, such as fio's nfs engine, must
-//! be able to open them there; the writes themselves answer for the export).
+//! ACCESS (procedure 4): which of the asked rights the caller has, from the mode bits for the
+//! caller after root squash, as the procedures themselves check them: read and execute (lookup
+//! on a directory); on a read-write export, modify and extend with write permission on a file,
+//! and modify, extend and delete with write and search permission on a directory. A read-only
+//! export grants none of the changing rights. (fio's nfs engine opens files read-write: run it
+//! as a caller who may write, e.g. root on an export without root squash.)
 
 use engine::meta::Kind;
 
 use crate::v3::attrs::{put_post_op_attr, Fattr3};
 use crate::v3::errors::Fail;
-use crate::v3::perm::{granted, MAY_EXECUTE, MAY_READ};
+use crate::v3::perm::{granted, may_change_entries, MAY_EXECUTE, MAY_READ, MAY_WRITE};
 use crate::v3::types::{
     decode_fh, ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ,
 };
@@ -53,7 +55,8 @@ impl Procedure for AccessProc {
 fn access(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<(Fattr3, u32), Fail> {
     let t = ctx.target(AccessProc::NAME, args.object)?;
     let attr = t.ns().attr(&t.rec);
-    let may = granted(&ctx.creds(t.export), &attr);
+    let creds = ctx.creds(t.export);
+    let may = granted(&creds, &attr);
     let mut bits = 0;
     if may & MAY_READ != 0 {
         bits |= ACCESS3_READ;
@@ -62,7 +65,11 @@ fn access(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<(Fattr3, u32), 
         bits |= if attr.kind == Kind::Dir { ACCESS3_LOOKUP } else { ACCESS3_EXECUTE };
     }
     if t.access.may_write() {
-        bits |= ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE;
+        match attr.kind {
+            Kind::Dir if may_change_entries(&creds, &attr) => bits |= ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE,
+            Kind::File if may & MAY_WRITE != 0 => bits |= ACCESS3_MODIFY | ACCESS3_EXTEND,
+            _ => {}
+        }
     }
     Ok((t.fattr_of(&attr), bits & args.access))
 }

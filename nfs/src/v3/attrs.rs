@@ -13,6 +13,8 @@ use crate::xdr::Writer;
 pub const FATTR3_BYTES: usize = 84;
 /// Encoded size of a post_op_attr with attributes.
 pub const POST_OP_ATTR_BYTES: usize = 4 + FATTR3_BYTES;
+/// Encoded size of a pre_op_attr with attributes (size, mtime, ctime).
+pub const PRE_OP_ATTR_BYTES: usize = 4 + 8 + 8 + 8;
 /// Encoded size of a post_op_fh3 with one of our handles.
 pub const POST_OP_FH_BYTES: usize = 4 + 4 + engine::namespace::HANDLE_BYTES + 3;
 
@@ -54,6 +56,11 @@ impl Fattr3 {
         }
     }
 
+    /// The ctime reported: the mtime (an object has no separate change time).
+    pub fn ctime(&self) -> (u32, u32) {
+        self.mtime
+    }
+
     pub fn encode(&self, w: &mut Writer) {
         w.put_u32(self.ftype);
         w.put_u32(self.mode);
@@ -92,9 +99,27 @@ pub fn put_post_op_attr(w: &mut Writer, attr: Option<&Fattr3>) {
     }
 }
 
-/// wcc_data with no pre-operation attributes (nothing here changes an object yet).
-pub fn put_wcc_data(w: &mut Writer, after: Option<&Fattr3>) {
-    w.put_bool(false); // pre_op_attr
+/// pre_op_attr: size, mtime and ctime of an object as they were just before a change.
+pub fn put_pre_op_attr(w: &mut Writer, before: Option<&Fattr3>) {
+    match before {
+        Some(a) => {
+            w.put_bool(true);
+            w.put_u64(a.size);
+            w.put_u32(a.mtime.0);
+            w.put_u32(a.mtime.1);
+            let ctime = a.ctime();
+            w.put_u32(ctime.0);
+            w.put_u32(ctime.1);
+        }
+        None => w.put_bool(false),
+    }
+}
+
+/// wcc_data: the object before the change and after it. A client whose cached attributes
+/// equal `before` knows nobody else changed the object meanwhile, and takes `after` without
+/// dropping its cached data.
+pub fn put_wcc_data(w: &mut Writer, before: Option<&Fattr3>, after: Option<&Fattr3>) {
+    put_pre_op_attr(w, before);
     put_post_op_attr(w, after);
 }
 
@@ -144,5 +169,15 @@ mod tests {
         put_post_op_fh(&mut w, Some(&FileHandle { store_id: 1, export: 2, ino: 3, generation: 4 }));
         assert_eq!(w.len(), POST_OP_FH_BYTES);
         assert_eq!(nfs_time(UNIX_EPOCH - Duration::from_secs(5)), (0, 0));
+        let fattr = Fattr3::new(&attr, 9);
+        let mut w = Writer::new();
+        put_wcc_data(&mut w, Some(&fattr), None);
+        let v = w.to_vec();
+        assert_eq!(v.len(), PRE_OP_ATTR_BYTES + 4);
+        let word = |i: usize| u32::from_be_bytes(v[i * 4..i * 4 + 4].try_into().unwrap());
+        assert_eq!(
+            [word(0), word(1), word(2), word(3), word(4), word(5), word(6), word(7)],
+            [1, 0, 5000, 1_700_000_000, 5, 1_700_000_000, 5, 0]
+        );
     }
 }

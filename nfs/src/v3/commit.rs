@@ -1,9 +1,15 @@
-//! COMMIT (procedure 21): refused until the write path exists ([`refuse`]).
+//! COMMIT (procedure 21): makes everything written to the file durable (the engine commits the
+//! whole file: `offset` and `count` only narrow what the client needs) and returns the file's
+//! write verifier ([`crate::v3::verifier`]); a verifier other than the one its WRITEs got tells the client to send its
+//! unstable data again. Needs write permission (or ownership), as WRITE.
 
-use crate::v3::attrs::put_wcc_data;
-use crate::v3::refuse::refuse;
-use crate::v3::types::decode_fh;
-use crate::v3::{Ctx, Procedure};
+use engine::meta::Kind;
+
+use crate::in_runtime::in_runtime;
+use crate::v3::errors::{engine_fail, Wcc, WccFail};
+use crate::v3::perm::may_write_data;
+use crate::v3::types::{decode_fh, Nfsstat3};
+use crate::v3::{put_result, Ctx, Procedure};
 use crate::xdr::{Reader, Result, Writer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +36,37 @@ impl Procedure for Commit {
     }
 
     async fn run<'a>(ctx: &Ctx<'_>, args: Self::Args<'a>, w: &mut Writer) {
-        let r = refuse(ctx, Self::NAME, &[args.file]);
-        w.put_u32(r.stat.code());
-        put_wcc_data(w, r.attr(0));
+        put_result(
+            w,
+            commit(ctx, &args).await,
+            |w, (wcc, verifier): (Wcc, u64)| {
+                wcc.encode(w);
+                w.put_opaque_fixed(&verifier.to_be_bytes());
+            },
+            |w, f| f.wcc.encode(w),
+        );
     }
+}
+
+async fn commit(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<(Wcc, u64), WccFail> {
+    let name = Commit::NAME;
+    let t = ctx.target_to_change(name, args.file)?;
+    let attr = t.attr();
+    let before = t.fattr_of(&attr);
+    let refuse = |stat| WccFail::new(stat, None, Some(before.clone()));
+    match attr.kind {
+        Kind::File => {}
+        Kind::Dir => return Err(refuse(Nfsstat3::Isdir)),
+        Kind::Symlink => return Err(refuse(Nfsstat3::Inval)),
+    }
+    if !may_write_data(&ctx.creds(t.export), &attr) {
+        return Err(refuse(Nfsstat3::Acces));
+    }
+    let engine = ctx.engine();
+    in_runtime(engine, engine.commit(&t.fh)).await.map_err(|e| {
+        t.data_may_be_lost(ctx.nfs);
+        let f = engine_fail(name, &e, t.fattr_now(name));
+        WccFail::new(f.stat, Some(&before), f.attr)
+    })?;
+    Ok((Wcc { before: Some(before), after: t.fattr_now(name) }, t.verifier(ctx.nfs)))
 }

@@ -1,10 +1,12 @@
-//! The one place engine errors become nfsstat3, and the failure every procedure returns.
+//! The one place engine errors become nfsstat3, and the failures procedures return ([`Fail`],
+//! and [`WccFail`] for the procedures that change something).
 
 use engine::error::Action;
 use engine::EngineError;
 
-use crate::v3::attrs::Fattr3;
+use crate::v3::attrs::{put_wcc_data, Fattr3};
 use crate::v3::types::Nfsstat3;
+use crate::xdr::Writer;
 
 /// A failed procedure: its status and the attributes of the object it was about, when known
 /// (the post_op_attr or wcc_data of the failure reply).
@@ -27,6 +29,70 @@ impl Fail {
 impl From<Nfsstat3> for Fail {
     fn from(stat: Nfsstat3) -> Fail {
         Fail::new(stat)
+    }
+}
+
+/// The weak cache consistency data of one object: its attributes before a change and after.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wcc {
+    pub before: Option<Fattr3>,
+    pub after: Option<Fattr3>,
+}
+
+impl Wcc {
+    /// Nothing changed: only the attributes as they are.
+    pub fn unchanged(attr: Option<Fattr3>) -> Wcc {
+        Wcc { before: None, after: attr }
+    }
+
+    /// wcc_data.
+    pub fn encode(&self, w: &mut Writer) {
+        put_wcc_data(w, self.before.as_ref(), self.after.as_ref());
+    }
+}
+
+/// A failed change: its status and the wcc_data of the object it was about (a directory for
+/// namespace changes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WccFail {
+    pub stat: Nfsstat3,
+    /// Boxed: failures are the rare path, and keep `Result`s small.
+    pub wcc: Box<Wcc>,
+}
+
+impl WccFail {
+    pub fn new(stat: Nfsstat3, before: Option<&Fattr3>, after: Option<Fattr3>) -> WccFail {
+        WccFail { stat, wcc: Box::new(Wcc { before: before.cloned(), after }) }
+    }
+}
+
+impl From<Fail> for WccFail {
+    /// A failure before anything changed: the attributes are the object's as found.
+    fn from(f: Fail) -> WccFail {
+        WccFail { stat: f.stat, wcc: Box::new(Wcc::unchanged(f.attr)) }
+    }
+}
+
+impl From<Nfsstat3> for WccFail {
+    fn from(stat: Nfsstat3) -> WccFail {
+        WccFail { stat, wcc: Box::default() }
+    }
+}
+
+/// What every failure carries: its status.
+pub trait Failure {
+    fn stat(&self) -> Nfsstat3;
+}
+
+impl Failure for Fail {
+    fn stat(&self) -> Nfsstat3 {
+        self.stat
+    }
+}
+
+impl Failure for WccFail {
+    fn stat(&self) -> Nfsstat3 {
+        self.stat
     }
 }
 
@@ -59,11 +125,20 @@ pub fn status_of(e: &EngineError) -> Nfsstat3 {
 }
 
 /// Maps an engine error and logs it with its context: routine answers (no such name, stale
-/// handle) at debug level, failures of the bucket, cache or metadata store as warnings.
+/// handle, name exists, directory not empty, not supported) at debug level, failures of the
+/// bucket, cache or metadata store (and a full cache) as warnings.
 pub fn engine_fail(proc_: &'static str, e: &EngineError, attr: Option<Fattr3>) -> Fail {
     let stat = status_of(e);
     match stat {
-        Nfsstat3::Noent | Nfsstat3::Notdir | Nfsstat3::Isdir | Nfsstat3::Stale | Nfsstat3::Inval => {
+        Nfsstat3::Noent
+        | Nfsstat3::Notdir
+        | Nfsstat3::Isdir
+        | Nfsstat3::Stale
+        | Nfsstat3::Inval
+        | Nfsstat3::Exist
+        | Nfsstat3::Notempty
+        | Nfsstat3::Notsupp
+        | Nfsstat3::Xdev => {
             tracing::debug!(proc_, ?stat, error = %e, "NFSv3 request failed");
         }
         _ => tracing::warn!(proc_, ?stat, error = %e, "NFSv3 request failed"),

@@ -1,9 +1,12 @@
-//! FSINFO (procedure 19): transfer sizes (1 MiB reads and writes, 64 KiB directory reads),
-//! nanosecond times, no hard or symbolic links.
+//! FSINFO (procedure 19): transfer sizes (1 MiB reads and writes, well within the transport's
+//! record limit; 64 KiB directory reads), nanosecond times the client may set (SETATTR to a
+//! client time), symbolic links, no hard links (one object per file).
 
 use crate::v3::attrs::{put_post_op_attr, Fattr3};
 use crate::v3::errors::Fail;
-use crate::v3::types::{decode_fh, DIR_BYTES_PREF, FSF3_CANSETTIME, FSF3_HOMOGENEOUS, READ_BYTES_MAX, WRITE_BYTES_MAX};
+use crate::v3::types::{
+    decode_fh, DIR_BYTES_PREF, FSF3_CANSETTIME, FSF3_HOMOGENEOUS, FSF3_SYMLINK, READ_BYTES_MAX, WRITE_BYTES_MAX,
+};
 use crate::v3::{put_result, Ctx, Procedure};
 use crate::xdr::{Reader, Result, Writer};
 
@@ -53,5 +56,5 @@ fn put_ok(w: &mut Writer, attr: Fattr3) {
     w.put_u64(FILE_BYTES_MAX);
     w.put_u32(0); // time_delta: 1 ns
     w.put_u32(1);
-    w.put_u32(FSF3_HOMOGENEOUS | FSF3_CANSETTIME);
+    w.put_u32(FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME);
 }

@@ -1,9 +1,10 @@
-//! LINK (procedure 15): refused until the write path exists ([`refuse`]); there are no hard
-//! links in a bucket (FSINFO says so).
+//! LINK (procedure 15): NFS3ERR_NOTSUPP (NFS3ERR_ROFS on a read-only export): each file is
+//! one object in the bucket, and two keys cannot share one object's content, so there are no
+//! hard links (FSINFO does not advertise FSF3_LINK, PATHCONF says linkmax 1).
 
-use crate::v3::attrs::{put_post_op_attr, put_wcc_data};
-use crate::v3::refuse::refuse;
-use crate::v3::types::{decode_fh, DirOpArgs};
+use crate::v3::attrs::{put_post_op_attr, Fattr3};
+use crate::v3::errors::{Fail, Wcc};
+use crate::v3::types::{decode_fh, DirOpArgs, Nfsstat3};
 use crate::v3::{Ctx, Procedure};
 use crate::xdr::{Reader, Result, Writer};
 
@@ -30,9 +31,36 @@ impl Procedure for Link {
     }
 
     async fn run<'a>(ctx: &Ctx<'_>, args: Self::Args<'a>, w: &mut Writer) {
-        let r = refuse(ctx, Self::NAME, &[args.file, args.link.dir]);
-        w.put_u32(r.stat.code());
-        put_post_op_attr(w, r.attr(0)); // file_attributes
-        put_wcc_data(w, r.attr(1)); // linkdir_wcc
+        let (stat, file, dir) = link(ctx, &args);
+        w.put_u32(stat.code());
+        put_post_op_attr(w, file.as_ref()); // file_attributes
+        Wcc::unchanged(dir).encode(w); // linkdir_wcc
     }
+}
+
+/// The status, and the attributes of the file and of the directory as found.
+fn link(ctx: &Ctx<'_>, args: &Args<'_>) -> (Nfsstat3, Option<Fattr3>, Option<Fattr3>) {
+    let name = Link::NAME;
+    let file = ctx.target_to_change(name, args.file);
+    let dir = ctx.target_to_change(name, args.link.dir);
+    let attr_of = |r: &std::result::Result<crate::v3::Target<'_>, Fail>| match r {
+        Ok(t) => Some(t.fattr()),
+        Err(f) => f.attr.clone(),
+    };
+    let (file_attr, dir_attr) = (attr_of(&file), attr_of(&dir));
+    let stat = match (&file, &dir) {
+        (Err(f), _) | (_, Err(f)) => f.stat,
+        (Ok(t), Ok(_)) => match ctx.engine().link(&t.fh) {
+            Err(e) => {
+                tracing::debug!(error = %e, "LINK refused: hard links are not supported (one object per file)");
+                crate::v3::errors::status_of(&e)
+            }
+            Ok(()) => {
+                // The engine has no hard links; should it ever say yes, nothing was made here.
+                tracing::warn!("LINK: the engine accepted a hard link the NFS server cannot make");
+                Nfsstat3::Notsupp
+            }
+        },
+    };
+    (stat, file_attr, dir_attr)
 }

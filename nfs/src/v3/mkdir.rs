@@ -1,9 +1,14 @@
-//! MKDIR (procedure 9): refused until the write path exists ([`refuse`]).
+//! MKDIR (procedure 9): a directory, owned by its creator ([`crate::v3::dirop`]); an existing
+//! name is NFS3ERR_EXIST. In the bucket it becomes a `dir/` marker object when published.
 
-use crate::v3::attrs::put_wcc_data;
-use crate::v3::refuse::refuse;
+use engine::meta::Kind;
+
+use crate::in_runtime::in_runtime;
+use crate::v3::create::Made;
+use crate::v3::dirop::NameUse;
+use crate::v3::errors::WccFail;
 use crate::v3::types::{DirOpArgs, Sattr3};
-use crate::v3::{Ctx, Procedure};
+use crate::v3::{put_result, Ctx, Procedure};
 use crate::xdr::{Reader, Result, Writer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +34,15 @@ impl Procedure for Mkdir {
     }
 
     async fn run<'a>(ctx: &Ctx<'_>, args: Self::Args<'a>, w: &mut Writer) {
-        let r = refuse(ctx, Self::NAME, &[args.where_.dir]);
-        w.put_u32(r.stat.code());
-        put_wcc_data(w, r.attr(0));
+        put_result(w, mkdir(ctx, &args).await, Made::encode, |w, f| f.wcc.encode(w));
     }
+}
+
+async fn mkdir(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Made, WccFail> {
+    let dc = ctx.dir_to_change(Mkdir::NAME, &args.where_, NameUse::Make)?;
+    let mut set = dc.new_attrs(Kind::Dir, &args.attributes)?;
+    set.size = None; // a directory has no size to set
+    let engine = ctx.engine();
+    let created = in_runtime(engine, engine.mkdir(&dc.dir.fh, dc.name, &set)).await.map_err(|e| dc.fail(&e))?;
+    Ok(Made { created, export_id: dc.dir.ns().export_id(), dir_wcc: dc.wcc() })
 }

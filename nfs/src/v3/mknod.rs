@@ -1,9 +1,12 @@
-//! MKNOD (procedure 11): refused until the write path exists ([`refuse`]).
+//! MKNOD (procedure 11): device files, FIFOs and sockets are NFS3ERR_NOTSUPP (an object
+//! store has nothing to keep them as); a regular file, directory or link type is
+//! NFS3ERR_BADTYPE, as RFC 1813 says (CREATE, MKDIR and SYMLINK make those). The directory is
+//! checked first like any directory change (NFS3ERR_ROFS on a read-only export).
 
-use crate::v3::attrs::put_wcc_data;
-use crate::v3::refuse::refuse;
-use crate::v3::types::{DirOpArgs, Sattr3, NF3BLK, NF3CHR, NF3DIR, NF3FIFO, NF3LNK, NF3REG, NF3SOCK};
-use crate::v3::{Ctx, Procedure};
+use crate::v3::dirop::NameUse;
+use crate::v3::errors::WccFail;
+use crate::v3::types::{DirOpArgs, Nfsstat3, Sattr3, NF3BLK, NF3CHR, NF3DIR, NF3FIFO, NF3LNK, NF3REG, NF3SOCK};
+use crate::v3::{put_result, Ctx, Procedure};
 use crate::xdr::{Reader, Result, Writer, XdrError};
 
 /// mknoddata3.
@@ -66,8 +69,18 @@ impl Procedure for Mknod {
     }
 
     async fn run<'a>(ctx: &Ctx<'_>, args: Self::Args<'a>, w: &mut Writer) {
-        let r = refuse(ctx, Self::NAME, &[args.where_.dir]);
-        w.put_u32(r.stat.code());
-        put_wcc_data(w, r.attr(0));
+        put_result(w, mknod(ctx, &args), |_, ()| {}, |w, f| f.wcc.encode(w));
     }
+}
+
+fn mknod(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<(), WccFail> {
+    let dc = ctx.dir_to_change(Mknod::NAME, &args.where_, NameUse::Make)?;
+    let stat = match args.what {
+        MknodData::Other(_) => Nfsstat3::Badtype,
+        MknodData::Chr { .. } | MknodData::Blk { .. } | MknodData::Sock(_) | MknodData::Fifo(_) => {
+            tracing::debug!(what = ?args.what, "MKNOD refused: device files, FIFOs and sockets cannot be objects");
+            Nfsstat3::Notsupp
+        }
+    };
+    Err(dc.refuse(stat))
 }

@@ -8,18 +8,29 @@
 //!
 //! Every call that names a file handle goes through [`Ctx::target`]: the 29-byte engine handle
 //! (anything else is NFS3ERR_BADHANDLE), its export (unknown: NFS3ERR_STALE), the export's
-//! client list (outside it: NFS3ERR_ACCES) and the inode (gone: NFS3ERR_STALE). Read-only
-//! exports answer every modifying procedure with NFS3ERR_ROFS; on read-write exports those
-//! answer NFS3ERR_NOTSUPP until the write path exists ([`refuse`]).
+//! client list (outside it: NFS3ERR_ACCES) and the inode (gone: NFS3ERR_STALE). Procedures that
+//! change something go through [`Ctx::target_to_change`]: a read-only export answers
+//! NFS3ERR_ROFS before anything else is checked. Then permissions ([`perm`]: the caller after
+//! root squash against the mode bits), then the engine's write path. Their replies carry
+//! wcc_data: the attributes captured before the change and read again after it.
+//!
+//! Writes: WRITE goes to the engine at the stability asked (DATA_SYNC and FILE_SYNC come back
+//! FILE_SYNC), COMMIT makes the file durable; both return the engine's write verifier, random
+//! per engine start, so a client resends unstable data after a restart (changed per file where
+//! a failure may have lost unstable data: [`verifier`]). NFSv3 has no close: the
+//! engine publishes a file to the bucket once it has been idle (`upload_delay_idle`). Hard links
+//! and device files are NFS3ERR_NOTSUPP (one object per file).
 //!
 //! Runs on: the core whose connection received the call (futures are not `Send`); engine calls
-//! are executor-agnostic.
+//! of the write path (and READ, which may write out partial blocks) are polled inside the
+//! engine's runtime context ([`crate::in_runtime`]).
 
 pub mod access;
 pub mod attrs;
 pub mod commit;
 pub mod create;
 pub mod dirlist;
+pub mod dirop;
 pub mod errors;
 pub mod fsinfo;
 pub mod fsstat;
@@ -35,47 +46,51 @@ pub mod read;
 pub mod readdir;
 pub mod readdirplus;
 pub mod readlink;
-pub mod refuse;
 pub mod remove;
 pub mod rename;
 pub mod rmdir;
 pub mod setattr;
 pub mod symlink;
 pub mod types;
+pub mod verifier;
 pub mod write;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use engine::meta::InodeRecord;
-use engine::{Attr, FileHandle, Namespace};
+use engine::{Attr, Engine, FileHandle, Namespace};
 use futures::future::LocalBoxFuture;
 
 use crate::export::{Access, Exports, NfsExport};
 use crate::rpc::{AcceptStat, Auth};
 use crate::service::{Call, Program};
 use crate::v3::attrs::Fattr3;
-use crate::v3::errors::{engine_fail, Fail};
+use crate::v3::errors::{engine_fail, Fail, Failure};
 use crate::v3::perm::Creds;
 use crate::v3::types::Nfsstat3;
+use crate::v3::verifier::Verifiers;
 use crate::xdr::{self, Reader, Writer, XdrError};
 
 /// The NFSv3 program.
 pub struct Nfs3 {
     exports: Exports,
-    /// Changes when the server restarts: WRITE and COMMIT return it so clients resend
-    /// unstable writes a restart may have lost.
-    pub write_verifier: [u8; 8],
+    /// Write verifiers: the engine's (random per engine start), so clients resend unstable
+    /// writes a restart may have lost, changed per file where a failure may have lost them.
+    pub verifiers: Verifiers,
 }
 
 impl Nfs3 {
     pub fn new(exports: Exports) -> Nfs3 {
-        let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        Nfs3 { exports, write_verifier: started.to_be_bytes() }
+        let verifiers = Verifiers::new(exports.engine().write_verifier());
+        Nfs3 { exports, verifiers }
     }
 
     pub fn exports(&self) -> &Exports {
         &self.exports
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.exports.engine()
     }
 }
 
@@ -106,6 +121,29 @@ impl Target<'_> {
     pub fn fattr_of(&self, attr: &Attr) -> Fattr3 {
         Fattr3::new(attr, self.ns().export_id())
     }
+
+    /// Attributes as last known, in the engine's form.
+    pub fn attr(&self) -> Attr {
+        self.ns().attr(&self.rec)
+    }
+
+    /// A call on this file failed in a way that may have lost its unstable data: its write
+    /// verifier changes, so its client sends that data again ([`verifier`]).
+    pub fn data_may_be_lost(&self, nfs: &Nfs3) {
+        tracing::debug!(ino = self.rec.ino, "write verifier of the file changed after a failure");
+        nfs.verifiers.data_may_be_lost(self.ns().export_id(), self.rec.ino);
+    }
+
+    /// The write verifier of this file.
+    pub fn verifier(&self, nfs: &Nfs3) -> u64 {
+        nfs.verifiers.of(self.ns().export_id(), self.rec.ino)
+    }
+
+    /// Attributes as they are now (after a change); `None` when the object is gone.
+    pub fn fattr_now(&self, proc_: &'static str) -> Option<Fattr3> {
+        let rec = self.ns().resolve(proc_, &self.fh).ok()?;
+        Some(self.fattr_of(&self.ns().attr(&rec)))
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -121,6 +159,21 @@ impl<'a> Ctx<'a> {
         }
         let rec = export.ns.resolve(proc_, &fh).map_err(|e| engine_fail(proc_, &e, None))?;
         Ok(Target { export, access, fh, rec })
+    }
+
+    /// A target the call is to change: as [`Ctx::target`], then NFS3ERR_ROFS on a read-only
+    /// export (with the object's attributes), before any other check.
+    pub fn target_to_change(&self, proc_: &'static str, fh: &[u8]) -> Result<Target<'a>, Fail> {
+        let t = self.target(proc_, fh)?;
+        if !t.access.may_write() {
+            tracing::debug!(proc_, peer = %self.call.conn.peer, export = %t.export.policy.path, "read-only export");
+            return Err(Fail::with_attr(Nfsstat3::Rofs, Some(t.fattr())));
+        }
+        Ok(t)
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.nfs.engine()
     }
 
     /// The caller's identity on `export`, after root squash.
@@ -232,11 +285,11 @@ impl Program for Nfs3 {
 }
 
 /// Writes a status and, for a success, what `ok` writes; for a failure, what `fail` writes.
-pub(crate) fn put_result<T>(
+pub(crate) fn put_result<T, F: Failure>(
     w: &mut Writer,
-    result: Result<T, Fail>,
+    result: Result<T, F>,
     ok: impl FnOnce(&mut Writer, T),
-    fail: impl FnOnce(&mut Writer, Fail),
+    fail: impl FnOnce(&mut Writer, F),
 ) {
     match result {
         Ok(v) => {
@@ -244,7 +297,7 @@ pub(crate) fn put_result<T>(
             ok(w, v);
         }
         Err(f) => {
-            w.put_u32(f.stat.code());
+            w.put_u32(f.stat().code());
             fail(w, f);
         }
     }

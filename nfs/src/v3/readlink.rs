@@ -1,8 +1,12 @@
-//! READLINK (procedure 5): there are no symbolic links in a bucket, so every handle that
-//! resolves is NFS3ERR_INVAL (the answer for a handle that is not a link).
+//! READLINK (procedure 5): a symbolic link's target (made here, or an object another tool
+//! wrote as a link). Anything else is NFS3ERR_INVAL. Allowed on read-only exports; no
+//! permission is needed beyond reaching the export (as on a local filesystem).
 
-use crate::v3::attrs::put_post_op_attr;
-use crate::v3::errors::Fail;
+use engine::meta::Kind;
+
+use crate::in_runtime::in_runtime;
+use crate::v3::attrs::{put_post_op_attr, Fattr3};
+use crate::v3::errors::{engine_fail, Fail};
 use crate::v3::types::{decode_fh, Nfsstat3};
 use crate::v3::{put_result, Ctx, Procedure};
 use crate::xdr::{Reader, Result, Writer};
@@ -29,10 +33,27 @@ impl Procedure for Readlink {
     }
 
     async fn run<'a>(ctx: &Ctx<'_>, args: Self::Args<'a>, w: &mut Writer) {
-        let result: std::result::Result<(), Fail> = match ctx.target(Self::NAME, args.symlink) {
-            Ok(t) => Err(Fail::with_attr(Nfsstat3::Inval, Some(t.fattr()))),
-            Err(f) => Err(f),
-        };
-        put_result(w, result, |_, ()| {}, |w, f| put_post_op_attr(w, f.attr.as_ref()));
+        put_result(
+            w,
+            readlink(ctx, &args).await,
+            |w, (attr, target): (Fattr3, String)| {
+                put_post_op_attr(w, Some(&attr));
+                w.put_string(&target);
+            },
+            |w, f| put_post_op_attr(w, f.attr.as_ref()),
+        );
     }
+}
+
+async fn readlink(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<(Fattr3, String), Fail> {
+    let name = Readlink::NAME;
+    let t = ctx.target(name, args.symlink)?;
+    let attr = t.fattr();
+    if t.rec.kind != Kind::Symlink {
+        return Err(Fail::with_attr(Nfsstat3::Inval, Some(attr)));
+    }
+    let engine = ctx.engine();
+    let target =
+        in_runtime(engine, engine.readlink(&t.fh)).await.map_err(|e| engine_fail(name, &e, Some(attr.clone())))?;
+    Ok((attr, target))
 }

@@ -1,9 +1,10 @@
-//! RMDIR (procedure 13): refused until the write path exists ([`refuse`]).
+//! RMDIR (procedure 13): an empty directory (not empty: NFS3ERR_NOTEMPTY; not a directory:
+//! NFS3ERR_NOTDIR). Checks as REMOVE ([`crate::v3::remove::remove_entry`]).
 
-use crate::v3::attrs::put_wcc_data;
-use crate::v3::refuse::refuse;
+use crate::v3::dirop::NameUse;
+use crate::v3::remove::remove_entry;
 use crate::v3::types::DirOpArgs;
-use crate::v3::{Ctx, Procedure};
+use crate::v3::{put_result, Ctx, Procedure};
 use crate::xdr::{Reader, Result, Writer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +29,10 @@ impl Procedure for Rmdir {
     }
 
     async fn run<'a>(ctx: &Ctx<'_>, args: Self::Args<'a>, w: &mut Writer) {
-        let r = refuse(ctx, Self::NAME, &[args.object.dir]);
-        w.put_u32(r.stat.code());
-        put_wcc_data(w, r.attr(0));
+        let result = match ctx.dir_to_change(Self::NAME, &args.object, NameUse::Find) {
+            Ok(dc) => remove_entry(ctx, &dc, true).await,
+            Err(f) => Err(f),
+        };
+        put_result(w, result, |w, wcc| wcc.encode(w), |w, f| f.wcc.encode(w));
     }
 }

@@ -1,9 +1,19 @@
-//! SETATTR (procedure 2): refused until the write path exists ([`refuse`]).
+//! SETATTR (procedure 2): size (truncate or extend), mode, owner, group and mtime (the
+//! server's time or the client's); atime is accepted and ignored (objects have none). With a
+//! guard, the change happens only if the object's ctime is the one the client names, else
+//! NFS3ERR_NOT_SYNC. Permissions as chmod, chown, truncate and utimes ([`may_set`]). Durable on
+//! return (the engine commits the record).
 
-use crate::v3::attrs::put_wcc_data;
-use crate::v3::refuse::refuse;
-use crate::v3::types::{decode_fh, NfsTime, Sattr3};
-use crate::v3::{Ctx, Procedure};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use engine::meta::Kind;
+use engine::SetAttrs;
+
+use crate::in_runtime::in_runtime;
+use crate::v3::errors::{engine_fail, Wcc, WccFail};
+use crate::v3::perm::{chmod_mode, may_set};
+use crate::v3::types::{decode_fh, NfsTime, Nfsstat3, Sattr3, SetTime};
+use crate::v3::{put_result, Ctx, Procedure};
 use crate::xdr::{Reader, Result, Writer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +45,62 @@ impl Procedure for Setattr {
     }
 
     async fn run<'a>(ctx: &Ctx<'_>, args: Self::Args<'a>, w: &mut Writer) {
-        let r = refuse(ctx, Self::NAME, &[args.object]);
-        w.put_u32(r.stat.code());
-        put_wcc_data(w, r.attr(0));
+        put_result(w, setattr(ctx, &args).await, |w, wcc| wcc.encode(w), |w, f| f.wcc.encode(w));
     }
+}
+
+/// An nfstime3 as a time.
+pub fn system_time(t: NfsTime) -> SystemTime {
+    UNIX_EPOCH + Duration::new(u64::from(t.seconds), t.nseconds)
+}
+
+/// The engine's attribute changes for a sattr3 (atime has no place to go).
+pub fn set_attrs(sattr: &Sattr3) -> SetAttrs {
+    SetAttrs {
+        size: sattr.size,
+        mode: sattr.mode.map(|m| m & 0o7777),
+        uid: sattr.uid,
+        gid: sattr.gid,
+        mtime: match sattr.mtime {
+            SetTime::DontChange => None,
+            SetTime::ServerTime => Some(None),
+            SetTime::ClientTime(t) => Some(Some(system_time(t))),
+        },
+    }
+}
+
+async fn setattr(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Wcc, WccFail> {
+    let name = Setattr::NAME;
+    let t = ctx.target_to_change(name, args.object)?;
+    let attr = t.attr();
+    let before = t.fattr_of(&attr);
+    let refuse = |stat| WccFail::new(stat, Some(&before), Some(before.clone()));
+    if let Some(guard) = args.guard {
+        if (guard.seconds, guard.nseconds) != before.ctime() {
+            tracing::debug!(ino = attr.ino, ?guard, ctime = ?before.ctime(), "SETATTR guard does not match");
+            return Err(refuse(Nfsstat3::NotSync));
+        }
+    }
+    let sattr = &args.new_attributes;
+    if sattr.size.is_some() {
+        match attr.kind {
+            Kind::File => {}
+            Kind::Dir => return Err(refuse(Nfsstat3::Isdir)),
+            Kind::Symlink => return Err(refuse(Nfsstat3::Inval)),
+        }
+    }
+    let creds = ctx.creds(t.export);
+    if let Err(stat) = may_set(&creds, &attr, sattr) {
+        tracing::debug!(uid = creds.uid, ino = attr.ino, ?stat, "SETATTR refused");
+        return Err(refuse(stat));
+    }
+    let mut set = set_attrs(sattr);
+    set.mode = set.mode.map(|m| chmod_mode(&creds, &attr, m));
+    let engine = ctx.engine();
+    let after = in_runtime(engine, engine.setattr(&t.fh, &set)).await.map_err(|e| {
+        t.data_may_be_lost(ctx.nfs);
+        let f = engine_fail(name, &e, t.fattr_now(name));
+        WccFail::new(f.stat, Some(&before), f.attr)
+    })?;
+    Ok(Wcc { before: Some(before), after: Some(t.fattr_of(&after)) })
 }

@@ -1,9 +1,16 @@
-//! SYMLINK (procedure 10): refused until the write path exists ([`refuse`]).
+//! SYMLINK (procedure 10): a symbolic link, owned by its creator ([`crate::v3::dirop`]). The
+//! target is kept as given (it is not resolved here: the client follows links); it must be
+//! UTF-8, non-empty and without NUL (else NFS3ERR_INVAL). In the bucket it becomes an object
+//! whose body is the target (as s3fs writes links).
 
-use crate::v3::attrs::put_wcc_data;
-use crate::v3::refuse::refuse;
-use crate::v3::types::{DirOpArgs, Sattr3, PATH_BYTES_MAX};
-use crate::v3::{Ctx, Procedure};
+use engine::meta::Kind;
+
+use crate::in_runtime::in_runtime;
+use crate::v3::create::Made;
+use crate::v3::dirop::NameUse;
+use crate::v3::errors::WccFail;
+use crate::v3::types::{DirOpArgs, Nfsstat3, Sattr3, PATH_BYTES_MAX};
+use crate::v3::{put_result, Ctx, Procedure};
 use crate::xdr::{Reader, Result, Writer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +41,19 @@ impl Procedure for Symlink {
     }
 
     async fn run<'a>(ctx: &Ctx<'_>, args: Self::Args<'a>, w: &mut Writer) {
-        let r = refuse(ctx, Self::NAME, &[args.where_.dir]);
-        w.put_u32(r.stat.code());
-        put_wcc_data(w, r.attr(0));
+        put_result(w, symlink(ctx, &args).await, Made::encode, |w, f| f.wcc.encode(w));
     }
+}
+
+async fn symlink(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Made, WccFail> {
+    let dc = ctx.dir_to_change(Symlink::NAME, &args.where_, NameUse::Make)?;
+    let Ok(target) = std::str::from_utf8(args.path) else {
+        return Err(dc.refuse(Nfsstat3::Inval));
+    };
+    let mut set = dc.new_attrs(Kind::Symlink, &args.attributes)?;
+    set.size = None;
+    let engine = ctx.engine();
+    let created =
+        in_runtime(engine, engine.symlink(&dc.dir.fh, dc.name, target, &set)).await.map_err(|e| dc.fail(&e))?;
+    Ok(Made { created, export_id: dc.dir.ns().export_id(), dir_wcc: dc.wcc() })
 }
