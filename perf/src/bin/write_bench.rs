@@ -1155,6 +1155,11 @@ fn checks(
     out
 }
 
+/// The entries of a per-server map, ganesha (the yardstick) first.
+fn in_order<'a, T>(m: &'a BTreeMap<&'static str, T>) -> impl Iterator<Item = (&'a &'static str, &'a T)> {
+    ["ganesha", "bucketfs"].into_iter().filter_map(move |n| m.get_key_value(&n))
+}
+
 fn ms(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")
@@ -1248,7 +1253,7 @@ fn report(
         r,
         "| server | MB/s (fio) | MB/s incl. COMMIT | COMMIT ms | write p50 / p99 / p99.9 ms | in the bucket after COMMIT | bucketfs/ganesha (incl. COMMIT) |\n|---|---|---|---|---|---|---|"
     );
-    for (name, result) in seq {
+    for (name, result) in in_order(seq) {
         match result {
             Ok(s) => {
                 let ratio = match (name, ganesha_seq) {
@@ -1269,9 +1274,9 @@ fn report(
                     ms(s.p99_us / 1e3),
                     ms(s.p999_us / 1e3),
                     if *name == "ganesha" {
-                        "0 (the directory)".to_string()
+                        "0 s (the directory)".to_string()
                     } else {
-                        format!("{:.2}", s.to_bucket_ms / 1e3)
+                        format!("{:.2} s", s.to_bucket_ms / 1e3)
                     }
                 );
             }
@@ -1280,7 +1285,7 @@ fn report(
             }
         }
     }
-    for (name, result) in seq {
+    for (name, result) in in_order(seq) {
         if let Ok(s) = result {
             for why in &s.fio_retries {
                 let _ = writeln!(r, "\n{name}: a first fio run was not counted: {why}; run again.");
@@ -1297,7 +1302,8 @@ fn report(
 
     // 2. Checkpoint pattern.
     let _ = writeln!(r, "#### Checkpoint pattern ({} rounds × {} MiB)\n", args.ckpt_rounds, args.ckpt_mib);
-    let ok_ckpt: Vec<(&str, &CkptResult)> = ckpt.iter().filter_map(|(n, r)| r.as_ref().ok().map(|c| (*n, c))).collect();
+    let ok_ckpt: Vec<(&str, &CkptResult)> =
+        in_order(ckpt).filter_map(|(n, r)| r.as_ref().ok().map(|c| (*n, c))).collect();
     let mut header = String::from("| round |");
     let mut rule = String::from("|---|");
     for (name, _) in &ok_ckpt {
@@ -1350,7 +1356,7 @@ fn report(
         let _ = write!(line, " **{:.2}** |", median(ratios).unwrap_or(f64::NAN));
     }
     let _ = writeln!(r, "{line}");
-    for (name, result) in ckpt {
+    for (name, result) in in_order(ckpt) {
         if let Err(e) = result {
             let _ = writeln!(r, "\n{name}: failed: {e}");
         }
