@@ -553,10 +553,11 @@ fn check_free_space(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// bucketfs's cache: every byte written may be dirty at once, so room for the largest file,
-/// plus slack.
+/// bucketfs's cache: every byte of a file written over NFSv3 stays dirty until the upload after
+/// the last write, so twice the largest file, plus 1 GiB. (A 5 GiB cache refused the last writes
+/// of a 4 GiB file with NFS3ERR_NOSPC: "the cache is full of data not yet in the bucket".)
 fn cache_gib(args: &Args) -> u64 {
-    (args.size_mib.max(args.ckpt_mib) * MIB).div_ceil(1 << 30) + 1
+    (2 * args.size_mib.max(args.ckpt_mib) * MIB).div_ceil(1 << 30) + 1
 }
 
 /// Restricts this thread (and every thread it starts later) to `cpus`.
