@@ -539,7 +539,7 @@ fn main() -> anyhow::Result<()> {
 /// writes; SeaweedFS's data, under the temp directory, is counted when on the same file system).
 fn check_free_space(args: &Args) -> anyhow::Result<()> {
     let largest_bytes = args.size_mib.max(args.ckpt_mib) * MIB;
-    let needed_bytes = (cache_gib(args) << 30) + largest_bytes + (1 << 30);
+    let needed_bytes = cache_mib(args) * MIB + largest_bytes + (1 << 30);
     let st = rustix::fs::statvfs(&args.dir).with_context(|| format!("statvfs {}", args.dir.display()))?;
     let free_bytes = st.f_bavail * st.f_frsize;
     if free_bytes < needed_bytes {
@@ -553,11 +553,11 @@ fn check_free_space(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// bucketfs's cache: every byte of a file written over NFSv3 stays dirty until the upload after
-/// the last write, so twice the largest file, plus 1 GiB. (A 5 GiB cache refused the last writes
-/// of a 4 GiB file with NFS3ERR_NOSPC: "the cache is full of data not yet in the bucket".)
-fn cache_gib(args: &Args) -> u64 {
-    (2 * args.size_mib.max(args.ckpt_mib) * MIB).div_ceil(1 << 30) + 1
+/// bucketfs's cache, MiB: every byte of a file written over NFSv3 stays dirty until the upload
+/// after the last write, so twice the largest file, plus 1 GiB. (A 5 GiB cache refused the last
+/// writes of a 4 GiB file with NFS3ERR_NOSPC: "the cache is full of data not yet in the bucket".)
+fn cache_mib(args: &Args) -> u64 {
+    2 * args.size_mib.max(args.ckpt_mib) + 1024
 }
 
 /// Restricts this thread (and every thread it starts later) to `cpus`.
@@ -614,9 +614,9 @@ fn start_ganesha(args: &Args, ports: Ports, cpus: &Cpus, rpcbind: &mut Option<Ch
 const BUCKETFS_EXPORT: &str = "/export";
 
 /// bucketfs's configuration: cache, admin, `[write]`, the bucket, one read-write export, `[nfs]`.
-fn bucketfs_config(args: &Args, ports: Ports, cache_gib: u64, bucket_section: &str) -> String {
+fn bucketfs_config(args: &Args, ports: Ports, cache_mib: u64, bucket_section: &str) -> String {
     format!(
-        "[cache]\ndevice = \"cache.img\"\nsize = \"{cache_gib}GiB\"\nmetadata_dir = \"meta\"\n\n\
+        "[cache]\ndevice = \"cache.img\"\nsize = \"{cache_mib}MiB\"\nmetadata_dir = \"meta\"\n\n\
          [admin]\nlisten = \"127.0.0.1:{}\"\n\n\
          [write]\nupload_after_close = \"{}\"\nupload_after_idle = \"{}\"\n\n\
          [[bucket]]\nname = \"bench\"\n{bucket_section}\n\
@@ -671,7 +671,7 @@ fn start_bucketfs(
             (section, BucketView::S3(client))
         }
     };
-    let config = bucketfs_config(args, ports, cache_gib(args), &bucket_section);
+    let config = bucketfs_config(args, ports, cache_mib(args), &bucket_section);
     let config_path = dir.join("bucketfs.toml");
     std::fs::write(&config_path, config)?;
     let log = dir.join("bucketfs.log");
@@ -1497,9 +1497,9 @@ mod tests {
     #[test]
     fn bucketfs_config_parts() {
         let args = Args::parse_from(["write-bench"]);
-        let s = bucketfs_config(&args, Ports::from_base(30000), 5, "kind = \"local\"\npath = \"/b\"\n");
+        let s = bucketfs_config(&args, Ports::from_base(30000), 5120, "kind = \"local\"\npath = \"/b\"\n");
         for part in [
-            "size = \"5GiB\"",
+            "size = \"5120MiB\"",
             "listen = \"127.0.0.1:30005\"",
             "upload_after_close = \"2s\"",
             "upload_after_idle = \"30s\"",
