@@ -1407,8 +1407,8 @@ fn report(
     let _ = writeln!(
         r,
         "\nDeltas of bucketfs's per-bucket request counters (`bucketfs stats --json`) over each phase, once \
-         nothing was pending; divided by the GiB written in the phase. `multipart_part` counts parts (creating \
-         and completing a multipart upload are not counted by bucketfs). The bench's own polling and checks \
+         nothing was pending; divided by the GiB written in the phase. `put` counts single PUTs and the creation \
+         of each multipart upload, `multipart_part` its parts (bucketfs does not count the completion). The bench's own polling and checks \
          go to the bucket directly and are not in these counts.\n"
     );
 
