@@ -53,6 +53,8 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// One NFS call (CREATE, a WRITE, COMMIT, RENAME) longer than this fails the run.
 const NFS_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL_EVERY: Duration = Duration::from_millis(20);
+/// `bucketfs stats` taking longer than this fails the run.
+const STATS_TIMEOUT_S: u64 = 30;
 /// Request kinds of bucketfs's per-bucket counters, in report order.
 const REQUEST_KINDS: [&str; 7] = ["put", "multipart_part", "copy", "delete", "head", "list", "get"];
 const SEQ_FILE: &str = "seq.bin";
@@ -708,13 +710,16 @@ fn start_bucketfs(
 /// bucketfs's counters now (`bucketfs stats --json`).
 fn counters(args: &Args, admin: &str) -> anyhow::Result<Counters> {
     let binary = servers::bucketfs_binary(args.bucketfs.as_deref());
-    let out = Command::new(&binary)
+    // Under coreutils' `timeout`: a server that stopped answering fails the run, not hangs it.
+    let out = Command::new("timeout")
+        .arg(STATS_TIMEOUT_S.to_string())
+        .arg(&binary)
         .args(["stats", "--json", "--admin", admin])
         .stderr(Stdio::piped())
         .output()
         .with_context(|| format!("running {} stats", binary.display()))?;
     if !out.status.success() {
-        bail!("bucketfs stats: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!("bucketfs stats ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing bucketfs stats --json")?;
     Counters::from_json(&json)
