@@ -6,8 +6,9 @@
 //! `--bucket s3` a bucket on SeaweedFS started by testkit). Per server, over NFSv3:
 //!
 //! 1. **Sequential write**: `seq.bin` is created empty through NFS (fio's nfs engine does not
-//!    create files), then fio's `nfs` engine writes `--size-mib` in 1 MiB writes at
-//!    `--iodepth`, with fio's verify headers in every block (`verify=crc32c`, not read back).
+//!    create files), then fio's `nfs` engine writes `--size-mib` in 1 MiB writes: `--jobs`
+//!    jobs, each its own connection and slice of the file, at `--iodepth` (1: more loses writes
+//!    in libnfs 4.0), with fio's verify headers in every block (`verify=crc32c`, not read back).
 //!    fio's nfs engine cannot fsync (`end_fsync=1` fails: "unhandled io 3"), so the bench sends
 //!    the COMMIT itself (nfs-rs) right after fio and times it. Reports fio's MB/s and write
 //!    latency percentiles, MB/s including the COMMIT, and the ratio bucketfs/ganesha.
@@ -27,7 +28,7 @@
 //!    offset, length, header CRC32C and the block's CRC32C).
 //!
 //! Cores: servers (and SeaweedFS) on the first half, fio and this process on the other half;
-//! `--shared-cores` lets them mix. `--smoke`: 64 MiB, 3 rounds × 24 MiB, about a minute.
+//! `--shared-cores` lets them mix. `--smoke`: 64 MiB, 3 rounds × 24 MiB, about 15 s.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -127,7 +128,7 @@ struct Args {
     /// Write the Markdown report here too.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Small and quick (about a minute): 64 MiB, 3 rounds × 24 MiB, upload_after_idle 5s.
+    /// Small and quick (about 15 s): 64 MiB, 3 rounds × 24 MiB, upload_after_idle 5s.
     #[arg(long)]
     smoke: bool,
 }
