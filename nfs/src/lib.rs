@@ -3,14 +3,12 @@
 //! - [`xdr`], [`rpc`]: pure codecs (fuzzed).
 //! - [`service`]: the seam between the transport and the programs.
 //! - [`export`]: export policy (client ranges, read-only, root squash), shared by every version.
-//! - [`in_runtime`]: engine calls polled inside the engine's tokio context (the cores are not tokio).
 //! - [`v3`], [`mount`], [`portmap`]: NFSv3, MOUNT v3 and a minimal portmapper over the engine.
 //! - [`v4`]: NFSv4.0/4.1/4.2 (COMPOUND, sessions, state).
 //! - [`reactor`]: the per-core executor and network ring; [`transport`]: RPC over TCP on it.
 
 pub mod cidr;
 pub mod export;
-pub mod in_runtime;
 pub mod mount;
 pub mod portmap;
 pub mod reactor;

@@ -170,6 +170,24 @@ impl BlockBuf {
         self.valid.insert(start, end);
     }
 
+    /// Fills `[0, bytes.len())` with `bytes` where nothing was written (older data under newer).
+    fn merge_under(&mut self, bytes: &[u8]) {
+        let mut gaps = Vec::new();
+        let mut at = 0;
+        for (&s, &e) in &self.valid {
+            if s > at {
+                gaps.push((at, s.min(bytes.len())));
+            }
+            at = at.max(e);
+        }
+        gaps.push((at, bytes.len()));
+        for (s, e) in gaps {
+            if s < e {
+                self.merge(s, &bytes[s..e]);
+            }
+        }
+    }
+
     /// Covers `[0, len)` entirely.
     fn covers(&self, len: usize) -> bool {
         self.valid.first_key_value().is_some_and(|(&s, &e)| s == 0 && e >= len)
@@ -506,7 +524,10 @@ impl Engine {
                     puts.push(self.put_block(&ns, &rec, &fs, block, piece)?);
                 } else if let Some(b) = buffered_full {
                     let len = (block_end - block_start) as usize;
-                    puts.push(self.put_block(&ns, &rec, &fs, block, &b.data[..len])?);
+                    let mut put = self.put_block(&ns, &rec, &fs, block, &b.data[..len])?;
+                    // It holds earlier acknowledged unstable writes too.
+                    put.keep_on_failure = true;
+                    puts.push(put);
                 }
                 at = piece_end;
             }
@@ -563,7 +584,7 @@ impl Engine {
                 let _ = tx.send(r);
             })
             .map_err(|e| cache_err(op, ns, rec, e))?;
-        Ok(PendingPut { key, data, rx })
+        Ok(PendingPut { key, data, rx: Mutex::new(Some(rx)), keep_on_failure: false })
     }
 
     /// Waits for puts; a put refused for a full cache is sent again until `dirty_wait` runs out.
@@ -575,32 +596,76 @@ impl Engine {
         fs: &Arc<FileState>,
         puts: Vec<PendingPut>,
     ) -> Result<()> {
+        // Every put is awaited (they were all sent); the first failure is returned, and the
+        // blocks of acknowledged unstable writes that could not be stored go back into memory,
+        // so nothing a client was told is written is lost: the next commit tries again.
+        let mut first_error = None;
         for put in puts {
-            let mut result = put.rx.await.unwrap_or(Err(StoreError::Closed));
-            let started = Instant::now();
-            let mut pause = Duration::from_millis(10);
-            while let Err(StoreError::CacheFull { .. }) = &result {
-                if started.elapsed() >= self.writes.config.dirty_wait {
-                    self.writes.counters.no_space.fetch_add(1, Ordering::Relaxed);
-                    return Err(EngineError::NoSpace {
-                        op,
-                        path: ns.display(&rec.path),
-                        detail: format!(
-                            "the cache is full of data not yet in the bucket (waited {:?} for uploads to make room)",
-                            self.writes.config.dirty_wait
-                        ),
-                    });
+            if let Err(e) = self.await_put(op, ns, rec, fs, &put).await {
+                if put.keep_on_failure {
+                    self.rebuffer(fs, put.key.block, &put.data);
                 }
-                self.writes.publisher.kick();
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(500));
-                let retry_rec = InodeRecord { content_version: put.key.version, ..rec.clone() };
-                let again = self.put_block(ns, &retry_rec, fs, put.key.block, &put.data)?;
-                result = again.rx.await.unwrap_or(Err(StoreError::Closed));
+                first_error.get_or_insert(e);
             }
-            result.map_err(|e| cache_err(op, ns, rec, e))?;
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn await_put(
+        &self,
+        op: &'static str,
+        ns: &Namespace,
+        rec: &InodeRecord,
+        fs: &Arc<FileState>,
+        put: &PendingPut,
+    ) -> Result<()> {
+        let rx = put.rx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut result = match rx {
+            Some(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
+            None => Err(StoreError::Closed),
+        };
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        while let Err(StoreError::CacheFull { .. }) = &result {
+            if started.elapsed() >= self.writes.config.dirty_wait {
+                self.writes.counters.no_space.fetch_add(1, Ordering::Relaxed);
+                return Err(EngineError::NoSpace {
+                    op,
+                    path: ns.display(&rec.path),
+                    detail: format!(
+                        "the cache is full of data not yet in the bucket (waited {:?} for uploads to make room)",
+                        self.writes.config.dirty_wait
+                    ),
+                });
+            }
+            self.writes.publisher.kick();
+            // The engine's own timer: callers may poll from executors that are not tokio.
+            self.runtime_handle(op)?
+                .spawn(async move { tokio::time::sleep(pause).await })
+                .await
+                .map_err(|_| EngineError::ShuttingDown { op })?;
+            pause = (pause * 2).min(Duration::from_millis(500));
+            let retry_rec = InodeRecord { content_version: put.key.version, ..rec.clone() };
+            let again = self.put_block(ns, &retry_rec, fs, put.key.block, &put.data)?;
+            let rx = again.rx.lock().unwrap_or_else(|p| p.into_inner()).take();
+            result = match rx {
+                Some(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
+                None => Err(StoreError::Closed),
+            };
+        }
+        result.map(drop).map_err(|e| cache_err(op, ns, rec, e))
+    }
+
+    /// Puts a block that could not be stored back among the file's partial blocks, under any
+    /// write buffered since (newer bytes win).
+    fn rebuffer(&self, fs: &FileState, block: u64, data: &[u8]) {
+        let bb = self.config().block_bytes as usize;
+        let mut inner = fs.inner();
+        let buf = inner.buffers.entry(block).or_insert_with(|| {
+            self.writes.buffered_bytes.fetch_add(bb as u64, Ordering::Relaxed);
+            BlockBuf::new(bb)
+        });
+        buf.merge_under(data);
     }
 
     /// The bytes of block `block` of a locally changed file, `len` long (the block's part of
@@ -666,24 +731,51 @@ impl Engine {
         let bb = self.config().block_bytes;
         let buffers = std::mem::take(&mut fs.inner().buffers);
         let mut puts = Vec::with_capacity(buffers.len());
-        for (block, buf) in buffers {
+        let mut pending = buffers.into_iter();
+        while let Some((block, buf)) = pending.next() {
             self.writes.buffered_bytes.fetch_sub(buf.data.len() as u64, Ordering::Relaxed);
             let block_start = block * bb;
             if block_start >= rec.size {
                 continue; // truncated away
             }
             let len = (rec.size - block_start).min(bb) as usize;
-            let mut bytes = if buf.covers(len) {
-                vec![0; len]
+            let merged = if buf.covers(len) {
+                Ok(vec![0; len])
             } else {
                 self.writes.counters.read_modify_writes.fetch_add(1, Ordering::Relaxed);
-                self.local_block(ns, rec, fs, block, len).await?
+                self.local_block(ns, rec, fs, block, len).await
             };
-            for (&s, &e) in &buf.valid {
-                let (s, e) = (s.min(len), e.min(len));
-                bytes[s..e].copy_from_slice(&buf.data[s..e]);
+            let put = merged.and_then(|mut bytes| {
+                for (&s, &e) in &buf.valid {
+                    let (s, e) = (s.min(len), e.min(len));
+                    bytes[s..e].copy_from_slice(&buf.data[s..e]);
+                }
+                self.put_block(ns, rec, fs, block, &bytes)
+            });
+            match put {
+                Ok(mut put) => {
+                    put.keep_on_failure = true;
+                    puts.push(put);
+                }
+                Err(e) => {
+                    // Acknowledged unstable writes stay in memory: this block and the rest.
+                    let mut inner = fs.inner();
+                    for (b, mut old) in std::iter::once((block, buf)).chain(pending) {
+                        self.writes.buffered_bytes.fetch_add(old.data.len() as u64, Ordering::Relaxed);
+                        if let Some(newer) = inner.buffers.remove(&b) {
+                            // Written meanwhile: newer bytes over older.
+                            for (&s, &e) in &newer.valid {
+                                old.merge(s, &newer.data[s..e]);
+                            }
+                            self.writes.buffered_bytes.fetch_sub(newer.data.len() as u64, Ordering::Relaxed);
+                        }
+                        inner.buffers.insert(b, old);
+                    }
+                    drop(inner);
+                    // Puts already sent complete on their own; their blocks are in the cache.
+                    return Err(e);
+                }
             }
-            puts.push(self.put_block(ns, rec, fs, block, &bytes)?);
         }
         Ok(puts)
     }
@@ -914,7 +1006,10 @@ impl Engine {
 pub(crate) struct PendingPut {
     key: Key,
     data: Vec<u8>,
-    rx: futures::channel::oneshot::Receiver<Result<u64, StoreError>>,
+    rx: Mutex<Option<futures::channel::oneshot::Receiver<Result<u64, StoreError>>>>,
+    /// The block holds acknowledged unstable writes (a written-out partial block): if it cannot
+    /// be stored it goes back into memory rather than being lost.
+    keep_on_failure: bool,
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 
 use engine::meta::Kind;
 
-use crate::in_runtime::in_runtime;
 use crate::v3::errors::{engine_fail, Wcc, WccFail};
 use crate::v3::perm::may_write_data;
 use crate::v3::types::{decode_fh, Nfsstat3};
@@ -63,8 +62,7 @@ async fn commit(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<(Wcc, u64
         return Err(refuse(Nfsstat3::Acces));
     }
     let engine = ctx.engine();
-    in_runtime(engine, engine.commit(&t.fh)).await.map_err(|e| {
-        t.data_may_be_lost(ctx.nfs);
+    engine.commit(&t.fh).await.map_err(|e| {
         let f = engine_fail(name, &e, t.fattr_now(name));
         WccFail::new(f.stat, Some(&before), f.attr)
     })?;

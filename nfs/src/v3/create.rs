@@ -8,7 +8,6 @@
 use engine::meta::Kind;
 use engine::{CreateMode, Created, EngineError};
 
-use crate::in_runtime::in_runtime;
 use crate::v3::attrs::{put_post_op_attr, put_post_op_fh};
 use crate::v3::dirop::{DirChange, NameUse};
 use crate::v3::errors::{Wcc, WccFail};
@@ -115,7 +114,7 @@ async fn make(
 ) -> std::result::Result<Made, WccFail> {
     let set = dc.new_attrs(Kind::File, sattr)?;
     let engine = ctx.engine();
-    let created = in_runtime(engine, engine.create(&dc.dir.fh, dc.name, mode, &set)).await.map_err(|e| dc.fail(&e))?;
+    let created = engine.create(&dc.dir.fh, dc.name, mode, &set).await.map_err(|e| dc.fail(&e))?;
     Ok(Made { created, export_id: dc.dir.ns().export_id(), dir_wcc: dc.wcc() })
 }
 
@@ -136,11 +135,6 @@ async fn open_existing(ctx: &Ctx<'_>, dc: &DirChange<'_, '_>, sattr: &Sattr3) ->
     let mut set = set_attrs(sattr);
     set.mode = set.mode.map(|m| chmod_mode(&dc.creds, &attr, m));
     let engine = ctx.engine();
-    let created =
-        in_runtime(engine, engine.create(&dc.dir.fh, dc.name, CreateMode::Unchecked, &set)).await.map_err(|e| {
-            // Applying a size writes out the file's partial blocks first (see `verifier`).
-            ctx.nfs.verifiers.data_may_be_lost(dc.dir.ns().export_id(), attr.ino);
-            dc.fail(&e)
-        })?;
+    let created = engine.create(&dc.dir.fh, dc.name, CreateMode::Unchecked, &set).await.map_err(|e| dc.fail(&e))?;
     Ok(Made { created, export_id: dc.dir.ns().export_id(), dir_wcc: dc.wcc() })
 }

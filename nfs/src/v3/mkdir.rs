@@ -3,7 +3,6 @@
 
 use engine::meta::Kind;
 
-use crate::in_runtime::in_runtime;
 use crate::v3::create::Made;
 use crate::v3::dirop::NameUse;
 use crate::v3::errors::WccFail;
@@ -43,6 +42,6 @@ async fn mkdir(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Made, WccF
     let mut set = dc.new_attrs(Kind::Dir, &args.attributes)?;
     set.size = None; // a directory has no size to set
     let engine = ctx.engine();
-    let created = in_runtime(engine, engine.mkdir(&dc.dir.fh, dc.name, &set)).await.map_err(|e| dc.fail(&e))?;
+    let created = engine.mkdir(&dc.dir.fh, dc.name, &set).await.map_err(|e| dc.fail(&e))?;
     Ok(Made { created, export_id: dc.dir.ns().export_id(), dir_wcc: dc.wcc() })
 }

@@ -16,14 +16,12 @@
 //!
 //! Writes: WRITE goes to the engine at the stability asked (DATA_SYNC and FILE_SYNC come back
 //! FILE_SYNC), COMMIT makes the file durable; both return the engine's write verifier, random
-//! per engine start, so a client resends unstable data after a restart (changed per file where
-//! a failure may have lost unstable data: [`verifier`]). NFSv3 has no close: the
+//! per engine start, so a client resends unstable data after a restart (the engine keeps a file's
+//! unstable data until it is durable, failures included). NFSv3 has no close: the
 //! engine publishes a file to the bucket once it has been idle (`upload_delay_idle`). Hard links
 //! and device files are NFS3ERR_NOTSUPP (one object per file).
 //!
-//! Runs on: the core whose connection received the call (futures are not `Send`); engine calls
-//! of the write path (and READ, which may write out partial blocks) are polled inside the
-//! engine's runtime context ([`crate::in_runtime`]).
+//! Runs on: the core whose connection received the call (futures are not `Send`).
 
 pub mod access;
 pub mod attrs;
@@ -52,7 +50,6 @@ pub mod rmdir;
 pub mod setattr;
 pub mod symlink;
 pub mod types;
-pub mod verifier;
 pub mod write;
 
 use std::sync::Arc;
@@ -68,21 +65,16 @@ use crate::v3::attrs::Fattr3;
 use crate::v3::errors::{engine_fail, Fail, Failure};
 use crate::v3::perm::Creds;
 use crate::v3::types::Nfsstat3;
-use crate::v3::verifier::Verifiers;
 use crate::xdr::{self, Reader, Writer, XdrError};
 
 /// The NFSv3 program.
 pub struct Nfs3 {
     exports: Exports,
-    /// Write verifiers: the engine's (random per engine start), so clients resend unstable
-    /// writes a restart may have lost, changed per file where a failure may have lost them.
-    pub verifiers: Verifiers,
 }
 
 impl Nfs3 {
     pub fn new(exports: Exports) -> Nfs3 {
-        let verifiers = Verifiers::new(exports.engine().write_verifier());
-        Nfs3 { exports, verifiers }
+        Nfs3 { exports }
     }
 
     pub fn exports(&self) -> &Exports {
@@ -127,16 +119,9 @@ impl Target<'_> {
         self.ns().attr(&self.rec)
     }
 
-    /// A call on this file failed in a way that may have lost its unstable data: its write
-    /// verifier changes, so its client sends that data again ([`verifier`]).
-    pub fn data_may_be_lost(&self, nfs: &Nfs3) {
-        tracing::debug!(ino = self.rec.ino, "write verifier of the file changed after a failure");
-        nfs.verifiers.data_may_be_lost(self.ns().export_id(), self.rec.ino);
-    }
-
-    /// The write verifier of this file.
+    /// The write verifier: the engine's, random per engine start.
     pub fn verifier(&self, nfs: &Nfs3) -> u64 {
-        nfs.verifiers.of(self.ns().export_id(), self.rec.ino)
+        nfs.exports.engine().write_verifier()
     }
 
     /// Attributes as they are now (after a change); `None` when the object is gone.

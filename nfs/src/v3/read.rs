@@ -4,7 +4,6 @@
 use engine::meta::Kind;
 use engine::ReadChunk;
 
-use crate::in_runtime::in_runtime;
 use crate::v3::attrs::{put_post_op_attr, Fattr3};
 use crate::v3::errors::{engine_fail, Fail};
 use crate::v3::perm::may_read_data;
@@ -69,13 +68,10 @@ async fn read(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Data, Fail>
     }
     let count = args.count.min(READ_BYTES_MAX);
     let engine = ctx.nfs.exports().engine();
-    // In the engine's runtime context: reading a file being written first writes out its
-    // partial blocks, which may wait (a tokio timer) for room in a full cache, and fail, losing
-    // them (see `verifier`).
-    let reply = in_runtime(engine, engine.read(&t.fh, args.offset, u64::from(count))).await.map_err(|e| {
-        t.data_may_be_lost(ctx.nfs);
-        engine_fail(name, &e, Some(t.fattr_of(&attr)))
-    })?;
+    let reply = engine
+        .read(&t.fh, args.offset, u64::from(count))
+        .await
+        .map_err(|e| engine_fail(name, &e, Some(t.fattr_of(&attr))))?;
     // The read may have learnt a new size or version of the object.
     let after = t.ns().resolve(name, &t.fh).ok().map(|rec| t.fattr_of(&t.ns().attr(&rec)));
     let n = reply.len();

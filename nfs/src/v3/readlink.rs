@@ -4,7 +4,6 @@
 
 use engine::meta::Kind;
 
-use crate::in_runtime::in_runtime;
 use crate::v3::attrs::{put_post_op_attr, Fattr3};
 use crate::v3::errors::{engine_fail, Fail};
 use crate::v3::types::{decode_fh, Nfsstat3};
@@ -53,7 +52,6 @@ async fn readlink(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<(Fattr3
         return Err(Fail::with_attr(Nfsstat3::Inval, Some(attr)));
     }
     let engine = ctx.engine();
-    let target =
-        in_runtime(engine, engine.readlink(&t.fh)).await.map_err(|e| engine_fail(name, &e, Some(attr.clone())))?;
+    let target = engine.readlink(&t.fh).await.map_err(|e| engine_fail(name, &e, Some(attr.clone())))?;
     Ok((attr, target))
 }

@@ -3,7 +3,6 @@
 //! ([`crate::v3::dirop`], [`sticky_allows`]). The object's delete in the bucket is queued with
 //! the change; its cached blocks go at once.
 
-use crate::in_runtime::in_runtime;
 use crate::v3::dirop::{DirChange, NameUse};
 use crate::v3::errors::{Wcc, WccFail};
 use crate::v3::perm::sticky_allows;
@@ -50,6 +49,6 @@ pub async fn remove_entry(ctx: &Ctx<'_>, dc: &DirChange<'_, '_>, dir: bool) -> s
         }
     }
     let engine = ctx.engine();
-    in_runtime(engine, engine.remove(&dc.dir.fh, dc.name, Some(dir))).await.map_err(|e| dc.fail(&e))?;
+    engine.remove(&dc.dir.fh, dc.name, Some(dir)).await.map_err(|e| dc.fail(&e))?;
     Ok(dc.wcc())
 }

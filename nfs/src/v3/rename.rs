@@ -8,7 +8,6 @@
 
 use engine::meta::Kind;
 
-use crate::in_runtime::in_runtime;
 use crate::v3::dirop::{DirChange, NameUse};
 use crate::v3::errors::{engine_fail, Failure, Wcc, WccFail};
 use crate::v3::perm::{granted, sticky_allows, MAY_WRITE};
@@ -102,7 +101,8 @@ async fn rename(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<(Wcc, Wcc
         }
     }
     let engine = ctx.engine();
-    in_runtime(engine, engine.rename(&from.dir.fh, from.name, &to.dir.fh, to.name))
+    engine
+        .rename(&from.dir.fh, from.name, &to.dir.fh, to.name)
         .await
         .map_err(|e| fail_after(engine_fail(name, &e, None).stat))?;
     Ok((from.wcc(), to.wcc()))

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use engine::meta::Kind;
 use engine::SetAttrs;
 
-use crate::in_runtime::in_runtime;
 use crate::v3::errors::{engine_fail, Wcc, WccFail};
 use crate::v3::perm::{chmod_mode, may_set};
 use crate::v3::types::{decode_fh, NfsTime, Nfsstat3, Sattr3, SetTime};
@@ -97,8 +96,7 @@ async fn setattr(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Wcc, Wcc
     let mut set = set_attrs(sattr);
     set.mode = set.mode.map(|m| chmod_mode(&creds, &attr, m));
     let engine = ctx.engine();
-    let after = in_runtime(engine, engine.setattr(&t.fh, &set)).await.map_err(|e| {
-        t.data_may_be_lost(ctx.nfs);
+    let after = engine.setattr(&t.fh, &set).await.map_err(|e| {
         let f = engine_fail(name, &e, t.fattr_now(name));
         WccFail::new(f.stat, Some(&before), f.attr)
     })?;

@@ -5,7 +5,6 @@
 
 use engine::meta::Kind;
 
-use crate::in_runtime::in_runtime;
 use crate::v3::create::Made;
 use crate::v3::dirop::NameUse;
 use crate::v3::errors::WccFail;
@@ -53,7 +52,6 @@ async fn symlink(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Made, Wc
     let mut set = dc.new_attrs(Kind::Symlink, &args.attributes)?;
     set.size = None;
     let engine = ctx.engine();
-    let created =
-        in_runtime(engine, engine.symlink(&dc.dir.fh, dc.name, target, &set)).await.map_err(|e| dc.fail(&e))?;
+    let created = engine.symlink(&dc.dir.fh, dc.name, target, &set).await.map_err(|e| dc.fail(&e))?;
     Ok(Made { created, export_id: dc.dir.ns().export_id(), dir_wcc: dc.wcc() })
 }

@@ -7,7 +7,6 @@
 use engine::meta::Kind;
 use engine::Stability;
 
-use crate::in_runtime::in_runtime;
 use crate::v3::errors::{engine_fail, Wcc, WccFail};
 use crate::v3::fsinfo::FILE_BYTES_MAX;
 use crate::v3::perm::may_write_data;
@@ -121,12 +120,10 @@ async fn write(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Written, W
         return Err(refuse(Nfsstat3::Fbig));
     }
     let engine = ctx.engine();
-    let done =
-        in_runtime(engine, engine.write(&t.fh, args.offset, data, args.stable.stability())).await.map_err(|e| {
-            t.data_may_be_lost(ctx.nfs);
-            let f = engine_fail(name, &e, t.fattr_now(name));
-            WccFail::new(f.stat, Some(&before), f.attr)
-        })?;
+    let done = engine.write(&t.fh, args.offset, data, args.stable.stability()).await.map_err(|e| {
+        let f = engine_fail(name, &e, t.fattr_now(name));
+        WccFail::new(f.stat, Some(&before), f.attr)
+    })?;
     Ok(Written {
         wcc: Wcc { before: Some(before), after: t.fattr_now(name) },
         count: u32::try_from(done.count).unwrap_or(args.count),
