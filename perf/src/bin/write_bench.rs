@@ -106,6 +106,9 @@ struct Args {
     /// uploaded this long after its last write).
     #[arg(long, default_value = "30s")]
     upload_after_idle: String,
+    /// bucketfs's cache file, MiB (default: twice the largest file, plus 1 GiB).
+    #[arg(long)]
+    cache_mib: Option<u64>,
     /// How long to wait for an object to reach the bucket, seconds.
     #[arg(long, default_value_t = 600)]
     upload_timeout_s: u64,
@@ -560,7 +563,7 @@ fn check_free_space(args: &Args) -> anyhow::Result<()> {
 /// after the last write, so twice the largest file, plus 1 GiB. (A 5 GiB cache refused the last
 /// writes of a 4 GiB file with NFS3ERR_NOSPC: "the cache is full of data not yet in the bucket".)
 fn cache_mib(args: &Args) -> u64 {
-    2 * args.size_mib.max(args.ckpt_mib) + 1024
+    args.cache_mib.unwrap_or(2 * args.size_mib.max(args.ckpt_mib) + 1024)
 }
 
 /// Restricts this thread (and every thread it starts later) to `cpus`.
