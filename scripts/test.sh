@@ -52,4 +52,7 @@ step "benchmark smoke: bucketfs vs nfs-ganesha over NFSv3 and NFSv4 (fio nfs eng
 cargo build --release -q -p bucketfs
 cargo run --release -q -p perf --bin nfs-bench -- --smoke --dir "$repo/target/nfs-bench-smoke"
 
+step "benchmark smoke: NFSv3 writes, bucketfs vs nfs-ganesha: time to bucket, requests per GiB, one upload per checkpoint"
+cargo run --release -q -p perf --bin write-bench -- --smoke --dir "$repo/target/write-bench-smoke"
+
 step "all tests passed"
