@@ -648,3 +648,34 @@ fn a_file_rewritten_during_its_upload_is_uploaded_again_whole() {
     });
     settle_shutdown(e);
 }
+
+/// A full cache makes writers wait while files waiting for their upload delay are published at
+/// once; then the writes go on (nothing fails).
+#[test]
+fn a_full_cache_waits_for_uploads_then_writes_go_on() {
+    let s = Setup::new("full-waits");
+    s.small_cache(64 * MIB);
+    let e = s.engine();
+    rt().block_on(async {
+        let root = root(&e).await;
+        let block = pattern(3, MIB as usize);
+        let mut written_total = 0u64;
+        for name in ["a", "b", "c"] {
+            let c = e.create(&root, name, CreateMode::Guarded, &SetAttrs::default()).await.unwrap();
+            for i in 0..24u64 {
+                e.write(&c.fh, i * MIB, &block, Stability::Unstable)
+                    .await
+                    .unwrap_or_else(|err| panic!("{name} block {i}: {err}"));
+                written_total += MIB;
+            }
+            e.commit(&c.fh).await.unwrap();
+        }
+        assert!(written_total > 64 * MIB, "more than the cache holds went through");
+        publish(&e).await;
+        for name in ["a", "b", "c"] {
+            assert_eq!(s.object(name).unwrap().len() as u64, 24 * MIB, "{name}");
+        }
+        assert_eq!(e.write_stats().no_space, 0);
+    });
+    settle_shutdown(e);
+}

@@ -294,6 +294,17 @@ impl WriteBack {
         out.into_iter().map(|(_, ino)| ino).collect()
     }
 
+    /// Every file waiting for its upload delay is due now (the cache is full).
+    pub(crate) fn make_all_due(&self) {
+        let now = Instant::now();
+        for fs in self.files().values() {
+            let mut inner = fs.inner();
+            if inner.due.is_some_and(|d| d > now) {
+                inner.due = Some(now);
+            }
+        }
+    }
+
     /// Inodes with in-memory write state.
     pub(crate) fn files_with_state(&self) -> Vec<u64> {
         self.files().keys().copied().collect()
@@ -638,6 +649,8 @@ impl Engine {
                     ),
                 });
             }
+            // Room is made by publishing: everything waiting for its delay goes now.
+            self.writes.make_all_due();
             self.writes.publisher.kick();
             // The engine's own timer: callers may poll from executors that are not tokio.
             self.runtime_handle(op)?
