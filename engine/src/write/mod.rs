@@ -214,6 +214,10 @@ struct FileInner {
     due: Option<Instant>,
     /// Consecutive failed publishes (for the backoff).
     failures: u32,
+    /// Puts of this file sent and not yet settled (stored, or failed and their bytes put back
+    /// into memory): while any is, the file's bytes are in neither `buffers` nor `written`, and
+    /// the publisher must not read it.
+    puts_in_flight: u32,
 }
 
 impl FileState {
@@ -595,7 +599,8 @@ impl Engine {
                 let _ = tx.send(r);
             })
             .map_err(|e| cache_err(op, ns, rec, e))?;
-        Ok(PendingPut { key, data, rx: Mutex::new(Some(rx)), keep_on_failure: false })
+        fs.inner().puts_in_flight += 1;
+        Ok(PendingPut { key, data, rx: Mutex::new(Some(rx)), keep_on_failure: false, fs: fs.clone() })
     }
 
     /// Waits for puts; a put refused for a full cache is sent again until `dirty_wait` runs out.
@@ -1023,6 +1028,22 @@ pub(crate) struct PendingPut {
     /// The block holds acknowledged unstable writes (a written-out partial block): if it cannot
     /// be stored it goes back into memory rather than being lost.
     keep_on_failure: bool,
+    fs: Arc<FileState>,
+}
+
+impl Drop for PendingPut {
+    fn drop(&mut self) {
+        // Settled: stored, or given up on (and put back into memory first when it must be).
+        let mut inner = self.fs.inner();
+        inner.puts_in_flight = inner.puts_in_flight.saturating_sub(1);
+    }
+}
+
+impl FileState {
+    /// No put of the file is between memory and the cache.
+    pub(crate) fn settled(&self) -> bool {
+        self.inner().puts_in_flight == 0
+    }
 }
 
 #[cfg(test)]

@@ -401,6 +401,11 @@ impl Engine {
                 };
                 self.await_puts(op, ns, &rec, &fs, puts).await?;
                 let changes_before = fs.changes.load(Ordering::Relaxed);
+                if !fs.settled() {
+                    // Another caller's write-out is between memory and the cache (e.g. waiting
+                    // for room): its bytes are readable from neither; try again soon.
+                    return Ok(Published::Again);
+                }
                 let rec = ns.inode(op, ino)?;
                 if publish_key(ns, &rec) != key {
                     return Ok(Published::Again);
@@ -586,7 +591,7 @@ impl Engine {
         let _guard = fs.lock.lock().await;
         let Ok(now) = ns.inode(op, ino) else { return Ok(Published::Stopped) };
         let mut rec = (*now).clone();
-        let unchanged = fs.changes.load(Ordering::Relaxed) == changes_before;
+        let unchanged = fs.changes.load(Ordering::Relaxed) == changes_before && fs.settled();
         if !unchanged {
             // Rewritten during the upload: what is in the bucket now is our last upload.
             if let (Some(local), Some(etag)) = (rec.local.as_mut(), etag) {

@@ -3,11 +3,8 @@
 //! write verifier ([`crate::v3::verifier`]); a verifier other than the one its WRITEs got tells the client to send its
 //! unstable data again. Needs write permission (or ownership), as WRITE.
 
-use engine::meta::Kind;
-
 use crate::v3::errors::{engine_fail, Wcc, WccFail};
-use crate::v3::perm::may_write_data;
-use crate::v3::types::{decode_fh, Nfsstat3};
+use crate::v3::types::decode_fh;
 use crate::v3::{put_result, Ctx, Procedure};
 use crate::xdr::{Reader, Result, Writer};
 
@@ -49,18 +46,7 @@ impl Procedure for Commit {
 
 async fn commit(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<(Wcc, u64), WccFail> {
     let name = Commit::NAME;
-    let t = ctx.target_to_change(name, args.file)?;
-    let attr = t.attr();
-    let before = t.fattr_of(&attr);
-    let refuse = |stat| WccFail::new(stat, None, Some(before.clone()));
-    match attr.kind {
-        Kind::File => {}
-        Kind::Dir => return Err(refuse(Nfsstat3::Isdir)),
-        Kind::Symlink => return Err(refuse(Nfsstat3::Inval)),
-    }
-    if !may_write_data(&ctx.creds(t.export), &attr) {
-        return Err(refuse(Nfsstat3::Acces));
-    }
+    let (t, before) = crate::v3::write::file_to_write(ctx, name, args.file)?;
     let engine = ctx.engine();
     engine.commit(&t.fh).await.map_err(|e| {
         let f = engine_fail(name, &e, t.fattr_now(name));

@@ -7,11 +7,12 @@
 use engine::meta::Kind;
 use engine::Stability;
 
+use crate::v3::attrs::Fattr3;
 use crate::v3::errors::{engine_fail, Wcc, WccFail};
 use crate::v3::fsinfo::FILE_BYTES_MAX;
 use crate::v3::perm::may_write_data;
 use crate::v3::types::{decode_fh, Nfsstat3, WRITE_BYTES_MAX};
-use crate::v3::{put_result, Ctx, Procedure};
+use crate::v3::{put_result, Ctx, Procedure, Target};
 use crate::xdr::{Reader, Result, Writer, XdrError};
 
 /// stable_how.
@@ -98,9 +99,14 @@ struct Written {
     verifier: u64,
 }
 
-async fn write(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Written, WccFail> {
-    let name = Write::NAME;
-    let t = ctx.target_to_change(name, args.file)?;
+/// The regular file `fh` names, if the caller may write its data (WRITE, COMMIT): the target
+/// and its attributes before the change.
+pub(crate) fn file_to_write<'a>(
+    ctx: &Ctx<'a>,
+    name: &'static str,
+    fh: &[u8],
+) -> std::result::Result<(Target<'a>, Fattr3), WccFail> {
+    let t = ctx.target_to_change(name, fh)?;
     let attr = t.attr();
     let before = t.fattr_of(&attr);
     let refuse = |stat| WccFail::new(stat, None, Some(before.clone()));
@@ -112,6 +118,13 @@ async fn write(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Written, W
     if !may_write_data(&ctx.creds(t.export), &attr) {
         return Err(refuse(Nfsstat3::Acces));
     }
+    Ok((t, before))
+}
+
+async fn write(ctx: &Ctx<'_>, args: &Args<'_>) -> std::result::Result<Written, WccFail> {
+    let name = Write::NAME;
+    let (t, before) = file_to_write(ctx, name, args.file)?;
+    let refuse = |stat| WccFail::new(stat, None, Some(before.clone()));
     let Some(data) = args.data.get(..args.count as usize) else {
         tracing::debug!(count = args.count, sent = args.data.len(), "WRITE count beyond the data sent");
         return Err(refuse(Nfsstat3::Inval));
