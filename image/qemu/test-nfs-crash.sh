@@ -65,6 +65,9 @@ trap 'echo "interrupted"; exit 130' INT TERM HUP
 t_start=$SECONDS
 out=$work/out
 mkdir -p "$out"
+# The guest programs go through the writable share: inside `hostchroot` the host's /tmp is a
+# fresh tmpfs, so a checkout under /tmp (as CI's may be) is not visible at its own path.
+cp -r "$here/guest" "$out/guest"
 
 # Kill points: crash c of N after a random number of the victim's acks, spread over the first
 # ~60% of its run (the victim dies at the first crash; later ones count the survivor's acks).
@@ -88,7 +91,7 @@ H=10.0.2.2
 PORT=$port
 VERS=$vers
 EXPORT_V4=$EXPORT_V4
-PY="hostchroot python3 -u $here/guest/nfscrash.py"
+PY="hostchroot python3 -u /tmp/out/guest/nfscrash.py"
 OPTS="--seed $seed --ops $ops --files $files --fsync-every $fsync_every"
 TIMEOUT=$timeout
 GUEST

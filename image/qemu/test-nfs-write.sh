@@ -60,6 +60,9 @@ trap 'echo "interrupted"; exit 130' INT TERM HUP
 t_start=$SECONDS
 out=$work/out
 mkdir -p "$out"
+# The guest programs go through the writable share: inside `hostchroot` the host's /tmp is a
+# fresh tmpfs, so a checkout under /tmp (as CI's may be) is not visible at its own path.
+cp -r "$here/guest" "$out/guest"
 
 echo "== server: $server, NFS versions: $versions, seed $seed"
 v3=""; case " $versions " in *" 3 "*) v3=v3 ;; esac
@@ -76,7 +79,7 @@ EXPORT_V4=$EXPORT_V4
 EXPORT_V3=$EXPORT_V3
 VERSIONS="$versions"
 SERVER=$server
-PY="hostchroot python3 -u $here/guest/nfswrite.py"
+PY="hostchroot python3 -u /tmp/out/guest/nfswrite.py"
 CKPT="--mib $ckpt_mib --rounds $rounds --seed $seed"
 SEED=$seed
 GUEST
