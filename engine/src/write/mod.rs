@@ -776,6 +776,12 @@ impl Engine {
                     puts.push(put);
                 }
                 Err(e) => {
+                    // Blocks already sent may still fail (a full cache) with nobody to retry
+                    // them: their bytes go back into memory too (written again later if they
+                    // were stored after all).
+                    for put in &puts {
+                        self.rebuffer(fs, put.key.block, &put.data);
+                    }
                     // Acknowledged unstable writes stay in memory: this block and the rest.
                     let mut inner = fs.inner();
                     for (b, mut old) in std::iter::once((block, buf)).chain(pending) {
