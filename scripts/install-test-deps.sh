@@ -7,7 +7,8 @@
 # fio with the nfs engine through install-fio-nfs.sh (/opt/bucketfs-test/fio-nfs/bin/fio);
 # the QEMU guest (qemu-system-x86 from bookworm-backports, busybox-static, a Debian guest kernel)
 # through image/qemu/install.sh; SeaweedFS (the tests' S3 server) through install-s3-server.sh;
-# cargo-fuzz (and a nightly toolchain, which it needs) for scripts/fuzz.sh.
+# cargo-fuzz (and a nightly toolchain, which it needs) for scripts/fuzz.sh; perf/run's peers
+# (rclone, s3fs) and gnuplot through install-perf-deps.sh.
 # The Rust toolchain (cargo, clippy, rustfmt) comes with the machine.
 # Each step prints how long it took (stderr), so CI logs show where the time goes.
 set -euo pipefail
@@ -54,6 +55,10 @@ step_done
 
 step "SeaweedFS"
 weed="$(bash "$repo/scripts/install-s3-server.sh")"
+step_done
+
+step "benchmark peers (rclone, s3fs), gnuplot"
+bash "$repo/scripts/install-perf-deps.sh" >/dev/null
 step_done
 
 step "nightly toolchain, cargo-fuzz"

@@ -9,7 +9,9 @@
 #   checksums, mmap, a server restart under the mounted client)
 #   benchmark smoke: perf's blockstore-bench --smoke (fio side by side, tiny sizes) and
 #   backfill-bench --smoke (engine vs raw ranged GETs on SeaweedFS, tiny sizes), nfs-bench --smoke
-#   (bucketfs vs nfs-ganesha through fio's nfs engine, tiny sizes)
+#   (bucketfs vs nfs-ganesha through fio's nfs engine, tiny sizes), write-bench --smoke, and
+#   perf/run --smoke (every workload against bucketfs, rclone, s3fs, ganesha and the ceilings,
+#   request counts, plots, and the kernel client in the QEMU guest)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -54,5 +56,8 @@ cargo run --release -q -p perf --bin nfs-bench -- --smoke --dir "$repo/target/nf
 
 step "benchmark smoke: NFSv3 writes, bucketfs vs nfs-ganesha: time to bucket, requests per GiB, one upload per checkpoint"
 cargo run --release -q -p perf --bin write-bench -- --smoke --dir "$repo/target/write-bench-smoke"
+
+step "benchmark smoke: perf/run (every workload and peer, requests and cost, plots, the kernel client in the QEMU guest)"
+bash "$repo/perf/run" --smoke --no-install --dir "$repo/target/perf-run-smoke"
 
 step "all tests passed"

@@ -128,3 +128,56 @@ impl Fio<'_> {
         Ok(json)
     }
 }
+
+/// What fio's JSON says of the reads of job 0 (all jobs with `group_reporting=1`).
+#[derive(Clone, Debug, Default)]
+pub struct Measure {
+    pub iops: f64,
+    pub bytes_per_s: f64,
+    /// Completion latency percentiles, microseconds.
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+}
+
+impl Measure {
+    pub fn of_reads(json: &serde_json::Value) -> anyhow::Result<Measure> {
+        let read = json.pointer("/jobs/0/read").context("no jobs[0].read in fio's JSON")?;
+        let num = |path: &str| read.pointer(path).and_then(serde_json::Value::as_f64);
+        let ios = num("/total_ios").context("total_ios")?;
+        if ios <= 0.0 {
+            anyhow::bail!("fio completed no reads");
+        }
+        let percentile = |p: &str| num(&format!("/clat_ns/percentile/{p}")).map(|ns| ns / 1e3).unwrap_or(f64::NAN);
+        Ok(Measure {
+            iops: num("/iops").context("iops")?,
+            bytes_per_s: num("/bw_bytes").context("bw_bytes")?,
+            p50_us: percentile("50.000000"),
+            p99_us: percentile("99.000000"),
+            p999_us: percentile("99.900000"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fio_output(total_ios: u64) -> serde_json::Value {
+        serde_json::json!({"jobs": [{"error": 0, "read": {
+            "total_ios": total_ios, "iops": 2500.5, "bw_bytes": 10_242_048,
+            "clat_ns": {"percentile": {"50.000000": 350_208, "99.000000": 2_867_200, "99.900000": 4_423_680}}
+        }}]})
+    }
+
+    #[test]
+    fn parses_fio_json() {
+        let m = Measure::of_reads(&fio_output(25_005)).unwrap();
+        assert_eq!(m.iops, 2500.5);
+        assert_eq!(m.bytes_per_s, 10_242_048.0);
+        assert_eq!((m.p50_us, m.p99_us, m.p999_us), (350.208, 2867.2, 4423.68));
+        let err = Measure::of_reads(&fio_output(0)).unwrap_err().to_string();
+        assert!(err.contains("no reads"), "{err}");
+        assert!(Measure::of_reads(&serde_json::json!({"jobs": []})).is_err());
+    }
+}

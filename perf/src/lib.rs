@@ -4,8 +4,13 @@
 //!
 //! Runs on: the benchmark's main thread; everything here blocks (std only).
 
+pub mod dataset;
 pub mod fio;
+pub mod peers;
+pub mod plot;
+pub mod s3count;
 pub mod servers;
+pub mod workloads;
 
 /// The middle value (the upper one of an even count); `None` when empty.
 pub fn median(mut v: Vec<f64>) -> Option<f64> {

@@ -233,6 +233,104 @@ pub fn bucketfs_binary(explicit: Option<&Path>) -> PathBuf {
     target.join("release").join("bucketfs")
 }
 
+/// A free loopback TCP port (released before it is used: a tiny race, retried by callers).
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// bucketfs's export path: the MOUNT path for NFSv3 and the path in the NFSv4 pseudo tree.
+pub const BUCKETFS_EXPORT: &str = "/export";
+
+/// What `bucketfs serve` is started with: one bucket, one read-write export at
+/// [`BUCKETFS_EXPORT`], NFS on free loopback ports, an admin endpoint for `bucketfs stats`.
+pub struct BucketfsSpec<'a> {
+    pub binary: &'a Path,
+    /// Configuration, cache file, metadata and log go here (emptied first).
+    pub dir: &'a Path,
+    pub cache_bytes: u64,
+    /// The `[[bucket]]` keys after `name` (`kind = "s3"`, endpoint, keys...).
+    pub bucket_section: &'a str,
+    /// More configuration appended as is (e.g. a `[write]` section).
+    pub extra: &'a str,
+    pub cpus: Option<&'a str>,
+}
+
+/// A running `bucketfs serve`.
+pub struct Bucketfs {
+    pub child: Child,
+    pub nfs_port: u16,
+    pub mount_port: u16,
+    /// `bucketfs stats --admin` address.
+    pub admin: String,
+    pub log: PathBuf,
+}
+
+impl Bucketfs {
+    /// libnfs/nfs-rs URL of the export over NFSv3.
+    pub fn v3_url(&self) -> String {
+        format!("nfs://127.0.0.1{BUCKETFS_EXPORT}?nfsport={}&mountport={}", self.nfs_port, self.mount_port)
+    }
+
+    /// `bucketfs stats --json` under a time limit (a server that stopped answering fails).
+    pub fn stats_json(&self, binary: &Path) -> anyhow::Result<serde_json::Value> {
+        let out = Command::new("timeout")
+            .arg("30")
+            .arg(binary)
+            .args(["stats", "--json", "--admin", &self.admin])
+            .stderr(Stdio::piped())
+            .output()
+            .with_context(|| format!("running {} stats", binary.display()))?;
+        if !out.status.success() {
+            bail!("bucketfs stats ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        serde_json::from_slice(&out.stdout).context("parsing bucketfs stats --json")
+    }
+}
+
+/// Starts `bucketfs serve` and waits until it serves NFS.
+pub fn start_bucketfs(spec: &BucketfsSpec<'_>) -> anyhow::Result<Bucketfs> {
+    if !spec.binary.exists() {
+        bail!(
+            "no bucketfs binary at {} (cargo build --release -p bucketfs, or --bucketfs PATH)",
+            spec.binary.display()
+        );
+    }
+    let dir = spec.dir;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (nfs_port, mount_port, portmap_port, admin_port) = (free_port()?, free_port()?, free_port()?, free_port()?);
+    let cache_mib = spec.cache_bytes.div_ceil(1 << 20).max(256);
+    let config = format!(
+        "[cache]\ndevice = \"cache.img\"\nsize = \"{cache_mib}MiB\"\nmetadata_dir = \"meta\"\n\n\
+         [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n\
+         [[bucket]]\nname = \"bench\"\n{}\n\
+         [[export]]\npath = \"{BUCKETFS_EXPORT}\"\nbucket = \"bench\"\nread_only = false\nroot_squash = false\n\n\
+         [nfs]\nlisten = \"127.0.0.1:{nfs_port}\"\nmount_listen = \"127.0.0.1:{mount_port}\"\n\
+         portmap_listen = \"127.0.0.1:{portmap_port}\"\n\n{}",
+        spec.bucket_section, spec.extra
+    );
+    let config_path = dir.join("bucketfs.toml");
+    std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
+    let log = dir.join("bucketfs.log");
+    let log_file = std::fs::File::create(&log)?;
+    let mut child = pinned(spec.binary, spec.cpus)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .current_dir(dir)
+        .env("RUST_LIB_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("starting {}", spec.binary.display()))?;
+    if let Err(e) = wait_ready(&mut child, nfs_port, &log) {
+        stop(&mut child);
+        bail!("bucketfs serve did not serve NFS: {e:#}");
+    }
+    Ok(Bucketfs { child, nfs_port, mount_port, admin: format!("127.0.0.1:{admin_port}"), log })
+}
+
 /// The first line of `PROGRAM --version`, for reports.
 pub fn version_of(program: &Path) -> String {
     version_of_args(program, &["--version"])

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
-use perf::fio::{Fio, FIO_GRACE};
+use perf::fio::{Fio, Measure, FIO_GRACE};
 use perf::median;
 use perf::servers::{self, pinned, wait_ready, Cpus, Ganesha, GaneshaSpec};
 use rand::{RngCore, SeedableRng};
@@ -136,16 +136,6 @@ impl Ports {
             bucketfs_admin: base + 5,
         }
     }
-}
-
-/// One fio measurement.
-#[derive(Clone, Debug, Default)]
-struct Measure {
-    iops: f64,
-    bytes_per_s: f64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
 }
 
 /// A server under test: its process(es), and per protocol the libnfs URL of its export, or why
@@ -452,29 +442,12 @@ fn run_fio(args: &Args, cpus: &Cpus, url: &str, files: &[String], workload: Work
     }
     let limit = Duration::from_secs(args.seconds) + FIO_GRACE;
     let json = fio_json(args, cpus, &job, "bench", limit)?;
-    parse_measure(&json)
+    Measure::of_reads(&json)
 }
 
 /// Runs fio on a job file (perf's shared runner: time limit, retries of hangs and crashes).
 fn fio_json(args: &Args, cpus: &Cpus, job: &str, name: &str, limit: Duration) -> anyhow::Result<serde_json::Value> {
     Fio { program: &args.fio, dir: &args.dir, cpus: cpus.client.as_deref() }.json(job, name, limit)
-}
-
-fn parse_measure(json: &serde_json::Value) -> anyhow::Result<Measure> {
-    let read = json.pointer("/jobs/0/read").context("no jobs[0].read in fio's JSON")?;
-    let num = |path: &str| read.pointer(path).and_then(serde_json::Value::as_f64);
-    let ios = num("/total_ios").context("total_ios")?;
-    if ios <= 0.0 {
-        bail!("fio completed no reads");
-    }
-    let percentile = |p: &str| num(&format!("/clat_ns/percentile/{p}")).map(|ns| ns / 1e3).unwrap_or(f64::NAN);
-    Ok(Measure {
-        iops: num("/iops").context("iops")?,
-        bytes_per_s: num("/bw_bytes").context("bw_bytes")?,
-        p50_us: percentile("50.000000"),
-        p99_us: percentile("99.000000"),
-        p999_us: percentile("99.900000"),
-    })
 }
 
 struct Row {
@@ -618,24 +591,6 @@ fn report(args: &Args, cores: usize, cpus: &Cpus, rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fio_output(total_ios: u64) -> serde_json::Value {
-        serde_json::json!({"jobs": [{"error": 0, "read": {
-            "total_ios": total_ios, "iops": 2500.5, "bw_bytes": 10_242_048,
-            "clat_ns": {"percentile": {"50.000000": 350_208, "99.000000": 2_867_200, "99.900000": 4_423_680}}
-        }}]})
-    }
-
-    #[test]
-    fn parses_fio_json() {
-        let m = parse_measure(&fio_output(25_005)).unwrap();
-        assert_eq!(m.iops, 2500.5);
-        assert_eq!(m.bytes_per_s, 10_242_048.0);
-        assert_eq!((m.p50_us, m.p99_us, m.p999_us), (350.208, 2867.2, 4423.68));
-        let err = parse_measure(&fio_output(0)).unwrap_err().to_string();
-        assert!(err.contains("no reads"), "{err}");
-        assert!(parse_measure(&serde_json::json!({"jobs": []})).is_err());
-    }
 
     #[test]
     fn ratio_and_median() {
