@@ -63,7 +63,7 @@ fn script(chart: &BarChart, dat: &Path, png: &Path) -> String {
     );
     let _ = writeln!(s, "set boxwidth 0.9\nset grid ytics\nset key outside right top vertical noenhanced");
     let _ = writeln!(s, "set datafile missing \"NaN\"\nset datafile separator \"\\t\"");
-    let _ = writeln!(s, "set xtics nomirror rotate by -20\nset yrange [{}:*]", if chart.log_y { "1" } else { "0" });
+    let _ = writeln!(s, "set xtics nomirror rotate by -20\nset yrange [{}:*]", if chart.log_y { "0.5" } else { "0" });
     if chart.log_y {
         let _ = writeln!(s, "set logscale y");
     }

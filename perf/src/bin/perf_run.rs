@@ -265,6 +265,8 @@ struct Ctx {
     random_seconds: u64,
     ckpt_bytes: u64,
     bucketfs_binary: PathBuf,
+    /// The machine's cores (before this process pinned itself to the client's).
+    cores: usize,
     notes: Vec<String>,
 }
 
@@ -336,6 +338,7 @@ fn main() -> anyhow::Result<()> {
         random_seconds,
         ckpt_bytes,
         bucketfs_binary,
+        cores,
         notes: Vec::new(),
     };
     let mut results: Results = BTreeMap::new();
@@ -1116,7 +1119,7 @@ fn machine_and_versions(ctx: &Ctx) -> Vec<(&'static str, String)> {
         .and_then(|t| t.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0)))
         .map(|kib| format!("{:.1} GiB", kib as f64 / (1u64 << 20) as f64))
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = ctx.cores;
     let git = Command::new("git")
         .args(["-C", env!("CARGO_MANIFEST_DIR"), "describe", "--always", "--dirty"])
         .output()
