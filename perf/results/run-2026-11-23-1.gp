@@ -1,5 +1,5 @@
 set terminal pngcairo size 1800,560 noenhanced font "DejaVu Sans,10"
-set output "/work/main/perf/results/run-2026-11-23-1.png"
+set output "run-2026-11-23-1.png"
 set title "1. Epoch read of the shards (cold, then warm)"
 set ylabel "MB/s"
 set style data histograms
@@ -12,7 +12,7 @@ set datafile missing "NaN"
 set datafile separator "\t"
 set xtics nomirror rotate by -20
 set yrange [0:*]
-plot "/work/main/perf/results/run-2026-11-23-1.dat" using 2:xtic(1) title columnheader(2), \
+plot "run-2026-11-23-1.dat" using 2:xtic(1) title columnheader(2), \
      '' using 3:xtic(1) title columnheader(3), \
      '' using 4:xtic(1) title columnheader(4), \
      '' using 5:xtic(1) title columnheader(5), \

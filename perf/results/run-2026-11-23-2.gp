@@ -1,5 +1,5 @@
 set terminal pngcairo size 1680,560 noenhanced font "DejaVu Sans,10"
-set output "/work/main/perf/results/run-2026-11-23-2.png"
+set output "run-2026-11-23-2.png"
 set title "2. Random reads within large files"
 set ylabel "IOPS"
 set style data histograms
@@ -12,7 +12,7 @@ set datafile missing "NaN"
 set datafile separator "\t"
 set xtics nomirror rotate by -20
 set yrange [0:*]
-plot "/work/main/perf/results/run-2026-11-23-2.dat" using 2:xtic(1) title columnheader(2), \
+plot "run-2026-11-23-2.dat" using 2:xtic(1) title columnheader(2), \
      '' using 3:xtic(1) title columnheader(3), \
      '' using 4:xtic(1) title columnheader(4), \
      '' using 5:xtic(1) title columnheader(5), \

@@ -1,6 +1,6 @@
 set terminal pngcairo size 1680,560 noenhanced font "DejaVu Sans,10"
-set output "/work/main/perf/results/run-2026-11-23-3.png"
-set title "3. Small files: open + read + close"
+set output "run-2026-11-23-3.png"
+set title "3. Small files: open + read + close (log scale)"
 set ylabel "files/s"
 set style data histograms
 set style histogram clustered gap 1
@@ -11,8 +11,9 @@ set key outside right top vertical noenhanced
 set datafile missing "NaN"
 set datafile separator "\t"
 set xtics nomirror rotate by -20
-set yrange [0:*]
-plot "/work/main/perf/results/run-2026-11-23-3.dat" using 2:xtic(1) title columnheader(2), \
+set yrange [5:*]
+set logscale y
+plot "run-2026-11-23-3.dat" using 2:xtic(1) title columnheader(2), \
      '' using 3:xtic(1) title columnheader(3), \
      '' using 4:xtic(1) title columnheader(4), \
      '' using 5:xtic(1) title columnheader(5), \

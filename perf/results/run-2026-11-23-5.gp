@@ -1,6 +1,6 @@
 set terminal pngcairo size 1680,560 noenhanced font "DejaVu Sans,10"
-set output "/work/main/perf/results/run-2026-11-23-5.png"
-set title "5. Listing one large directory"
+set output "run-2026-11-23-5.png"
+set title "5. Listing one large directory (log scale)"
 set ylabel "entries/s"
 set style data histograms
 set style histogram clustered gap 1
@@ -11,8 +11,9 @@ set key outside right top vertical noenhanced
 set datafile missing "NaN"
 set datafile separator "\t"
 set xtics nomirror rotate by -20
-set yrange [0:*]
-plot "/work/main/perf/results/run-2026-11-23-5.dat" using 2:xtic(1) title columnheader(2), \
+set yrange [50:*]
+set logscale y
+plot "run-2026-11-23-5.dat" using 2:xtic(1) title columnheader(2), \
      '' using 3:xtic(1) title columnheader(3), \
      '' using 4:xtic(1) title columnheader(4), \
      '' using 5:xtic(1) title columnheader(5), \

@@ -1,5 +1,5 @@
 set terminal pngcairo size 1800,560 noenhanced font "DejaVu Sans,10"
-set output "/work/main/perf/results/run-2026-11-23-requests.png"
+set output "run-2026-11-23-requests.png"
 set title "Requests to the bucket per phase (log scale; missing bar = none)"
 set ylabel "requests"
 set style data histograms
@@ -11,9 +11,9 @@ set key outside right top vertical noenhanced
 set datafile missing "NaN"
 set datafile separator "\t"
 set xtics nomirror rotate by -20
-set yrange [1:*]
+set yrange [0.5:*]
 set logscale y
-plot "/work/main/perf/results/run-2026-11-23-requests.dat" using 2:xtic(1) title columnheader(2), \
+plot "run-2026-11-23-requests.dat" using 2:xtic(1) title columnheader(2), \
      '' using 3:xtic(1) title columnheader(3), \
      '' using 4:xtic(1) title columnheader(4), \
      '' using 5:xtic(1) title columnheader(5), \

@@ -54,7 +54,9 @@ fn script(chart: &BarChart, dat: &Path, png: &Path) -> String {
     let mut s = String::new();
     let width = (420 + 90 * chart.groups.len() * chart.series.len().max(1)).clamp(800, 1800);
     let _ = writeln!(s, "set terminal pngcairo size {width},560 noenhanced font \"DejaVu Sans,10\"");
-    let _ = writeln!(s, "set output {}", quoted(&png.display().to_string()));
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    // Names relative to the PNG's directory (gnuplot runs there), so the files can be moved.
+    let _ = writeln!(s, "set output {}", quoted(&name(png)));
     let _ = writeln!(s, "set title {}", quoted(&chart.title));
     let _ = writeln!(s, "set ylabel {}", quoted(&chart.y_label));
     let _ = writeln!(
@@ -63,13 +65,21 @@ fn script(chart: &BarChart, dat: &Path, png: &Path) -> String {
     );
     let _ = writeln!(s, "set boxwidth 0.9\nset grid ytics\nset key outside right top vertical noenhanced");
     let _ = writeln!(s, "set datafile missing \"NaN\"\nset datafile separator \"\\t\"");
-    let _ = writeln!(s, "set xtics nomirror rotate by -20\nset yrange [{}:*]", if chart.log_y { "0.5" } else { "0" });
+    // A log axis starts at half the power of ten below the smallest value (a bar stays visible).
+    let smallest = chart
+        .series
+        .iter()
+        .flat_map(|(_, v)| v.iter().flatten().copied())
+        .filter(|x| *x > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let floor = if chart.log_y && smallest.is_finite() { 10f64.powf(smallest.log10().floor()) / 2.0 } else { 0.0 };
+    let _ = writeln!(s, "set xtics nomirror rotate by -20\nset yrange [{floor}:*]");
     if chart.log_y {
         let _ = writeln!(s, "set logscale y");
     }
     let plots: Vec<String> = (0..chart.series.len())
         .map(|i| {
-            let first = if i == 0 { format!("{} ", quoted(&dat.display().to_string())) } else { "'' ".into() };
+            let first = if i == 0 { format!("{} ", quoted(&name(dat))) } else { "'' ".into() };
             format!("{first}using {}:xtic(1) title columnheader({})", i + 2, i + 2)
         })
         .collect();
@@ -89,8 +99,10 @@ pub fn write_png(chart: &BarChart, png: &Path) -> anyhow::Result<()> {
     let gp = png.with_extension("gp");
     std::fs::write(&dat, data(chart)).with_context(|| format!("writing {}", dat.display()))?;
     std::fs::write(&gp, script(chart, &dat, png)).with_context(|| format!("writing {}", gp.display()))?;
+    let dir = png.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let out = Command::new("gnuplot")
-        .arg(&gp)
+        .arg(gp.file_name().context("a .gp file name")?)
+        .current_dir(dir)
         .output()
         .context("running gnuplot (apt gnuplot-nox; scripts/install-perf-deps.sh)")?;
     if !out.status.success() {

@@ -1155,15 +1155,20 @@ fn write_plots(results: &Results, report: &Path) -> Vec<(String, Result<PathBuf,
         // Random reads: IOPS only (the fill read is MB/s, in the table).
         let phases: Vec<Phase> = group.iter().copied().filter(|p| *p != Phase::RandFill).collect();
         let unit = phases[0].metric().unit();
+        let series: Vec<(String, Vec<Option<f64>>)> = results
+            .keys()
+            .map(|s| (s.slug().to_string(), phases.iter().map(|p| value(results, *s, *p)).collect()))
+            .collect();
+        // Figures spanning more than 50× get a log scale, so the small ones stay visible.
+        let all: Vec<f64> = series.iter().flat_map(|(_, v)| v.iter().flatten().copied()).filter(|x| *x > 0.0).collect();
+        let span = all.iter().copied().fold(0.0, f64::max) / all.iter().copied().fold(f64::INFINITY, f64::min);
+        let log_y = span > 50.0;
         let chart = BarChart {
-            title: title.to_string(),
+            title: format!("{title}{}", if log_y { " (log scale)" } else { "" }),
             y_label: unit.to_string(),
-            log_y: false,
+            log_y,
             groups: phases.iter().map(|p| p.label()).collect(),
-            series: results
-                .keys()
-                .map(|s| (s.slug().to_string(), phases.iter().map(|p| value(results, *s, *p)).collect()))
-                .collect(),
+            series,
         };
         let png = dir.join(format!("{stem}-{}.png", i + 1));
         out.push((title.to_string(), plot::write_png(&chart, &png).map(|()| png).map_err(|e| format!("{e:#}"))));
