@@ -353,6 +353,21 @@ fn main() -> anyhow::Result<()> {
     }
     let kernel = if ctx.args.kernel { Some(run_kernel(&ctx)) } else { None };
     let checks = checks(&ctx, &results);
+    // What fails the run: a check, a system that could not start (a missing install), a phase of
+    // bucketfs. A peer's or a ceiling's phase that failed (libnfs 4.0 now and then hangs in
+    // fio's nfs engine against rclone or ganesha, see nfs-bench) is reported, not fatal.
+    let mut fatal: Vec<String> = Vec::new();
+    for (system, cells) in &results {
+        for (phase, cell) in cells {
+            let Err(e) = &cell.outcome else { continue };
+            let line = format!("{} {}: {e}", system.slug(), phase.label());
+            if *system == System::Bucketfs || e.starts_with("not available") {
+                fatal.push(line);
+            } else {
+                ctx.notes.push(format!("failed (reported, not fatal): {line}"));
+            }
+        }
+    }
     let report_path = ctx.args.report.clone().unwrap_or_else(|| ctx.args.dir.join("report.md"));
     let plots = write_plots(&results, &report_path);
     let report = report(&ctx, &results, &checks, &plots, kernel.as_ref(), started.elapsed());
@@ -365,19 +380,11 @@ fn main() -> anyhow::Result<()> {
     println!("{report}");
     eprintln!("perf-run: report {} ({:.0} s)", report_path.display(), started.elapsed().as_secs_f64());
     let failed: Vec<&String> = checks.iter().filter(|c| !c.1).map(|c| &c.0).collect();
-    let phases_failed: Vec<String> = results
-        .iter()
-        .flat_map(|(s, cells)| {
-            cells
-                .iter()
-                .filter_map(move |(p, c)| c.outcome.as_ref().err().map(|e| format!("{} {}: {e}", s.slug(), p.label())))
-        })
-        .collect();
     if let Some(Err(e)) = &kernel {
         bail!("kernel-client run failed: {e}");
     }
-    if !failed.is_empty() || !phases_failed.is_empty() {
-        bail!("failed checks: {failed:?}; failed phases: {phases_failed:?}");
+    if !failed.is_empty() || !fatal.is_empty() {
+        bail!("failed checks: {failed:?}; failed phases: {fatal:?}");
     }
     Ok(())
 }
@@ -410,12 +417,12 @@ fn drop_page_cache() -> Result<(), String> {
     std::fs::write("/proc/sys/vm/drop_caches", "3").map_err(|e| format!("could not drop the page cache: {e}"))
 }
 
-/// The proxy's counts once they stop moving (1 s without a request; at most `limit`).
-fn settled_counts(proxy: &CountingProxy, limit: Duration) -> RequestCounts {
+/// The proxy's counts once they stop moving (`quiet` without a request; at most `limit`).
+fn settled_counts(proxy: &CountingProxy, quiet: Duration, limit: Duration) -> RequestCounts {
     let deadline = Instant::now() + limit;
     let mut last = proxy.counts();
     loop {
-        std::thread::sleep(Duration::from_millis(1000));
+        std::thread::sleep(quiet);
         let now = proxy.counts();
         if now.total() == last.total() || Instant::now() > deadline {
             return now;
@@ -451,7 +458,10 @@ fn start(ctx: &Ctx, system: System) -> anyhow::Result<(Running, Option<Access>)>
                 dir: &dir,
                 cache_bytes,
                 bucket_section: &bucket_section,
-                extra: "",
+                // Listings and attributes trusted for an hour, as the peers are told
+                // (`--dir-cache-time 1h`, `stat_cache_expire=3600`): the bucket does not change
+                // behind the benchmark's back.
+                extra: "[engine]\nlisting_ttl = \"1h\"\n",
                 cpus: ctx.cpus.servers.as_deref(),
             })?;
             let url = b.v3_url();
@@ -615,7 +625,9 @@ fn run_phase(ctx: &mut Ctx, system: System, access: Option<&Access>, phase: Phas
         Ok(o)
     });
     let requests = if system.reads_bucket() {
-        Some(settled_counts(&ctx.proxy, Duration::from_secs(60)).since(&before))
+        // A second of quiet (a smoke run: 0.3 s, its phases are tiny).
+        let quiet = Duration::from_millis(if ctx.args.smoke { 300 } else { 1000 });
+        Some(settled_counts(&ctx.proxy, quiet, Duration::from_secs(60)).since(&before))
     } else {
         None
     };
