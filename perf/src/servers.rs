@@ -331,6 +331,27 @@ pub fn start_bucketfs(spec: &BucketfsSpec<'_>) -> anyhow::Result<Bucketfs> {
     Ok(Bucketfs { child, nfs_port, mount_port, admin: format!("127.0.0.1:{admin_port}"), log })
 }
 
+/// The CPU's model name (/proc/cpuinfo), for reports.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// A Debian package's installed version ("" when not installed), for reports.
+pub fn dpkg_version(package: &str) -> String {
+    Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", package])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
 /// The first line of `PROGRAM --version`, for reports.
 pub fn version_of(program: &Path) -> String {
     version_of_args(program, &["--version"])

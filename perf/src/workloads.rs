@@ -267,33 +267,40 @@ pub fn epoch(
             let results = futures::future::try_join_all(workers).await?;
             Ok(merge(results, started.elapsed()))
         }),
-        Access::Path(root) => {
-            let started = Instant::now();
-            let results = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..jobs)
-                    .map(|_| {
-                        let order = order.clone();
-                        let next = next.clone();
-                        s.spawn(move || {
-                            let mut h = histogram();
-                            let mut bytes = 0u64;
-                            let mut reads = 0u64;
-                            loop {
-                                let i = next.fetch_add(1, Ordering::Relaxed);
-                                let Some(file) = order.get(i) else { break };
-                                bytes += path_read_whole(root, file, READ_BYTES, Some(&mut h))?;
-                                reads += file.size_bytes.div_ceil(READ_BYTES);
-                            }
-                            anyhow::Ok((h, bytes, reads))
-                        })
-                    })
-                    .collect();
-                handles.into_iter().map(|j| j.join().map_err(|_| anyhow!("reader panicked"))?).collect::<Vec<_>>()
-            });
-            let results = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-            Ok(merge(results, started.elapsed()))
-        }
+        Access::Path(root) => on_threads(jobs, &order, |file, h| {
+            Ok((path_read_whole(root, file, READ_BYTES, Some(h))?, file.size_bytes.div_ceil(READ_BYTES)))
+        }),
     }
+}
+
+/// `jobs` threads, each taking the next file of `order` and calling `one` on it (which records
+/// latencies in the thread's histogram and returns bytes and operations done).
+fn on_threads(
+    jobs: usize,
+    order: &[FileSpec],
+    one: impl Fn(&FileSpec, &mut Histogram<u64>) -> anyhow::Result<(u64, u64)> + Sync,
+) -> anyhow::Result<Outcome> {
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut h = histogram();
+                    let (mut bytes, mut ops) = (0u64, 0u64);
+                    while let Some(file) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let (b, o) = one(file, &mut h)?;
+                        bytes += b;
+                        ops += o;
+                    }
+                    anyhow::Ok((h, bytes, ops))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|j| j.join().map_err(|_| anyhow!("worker panicked"))?).collect::<Vec<_>>()
+    });
+    let results = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(merge(results, started.elapsed()))
 }
 
 fn merge(results: Vec<(Histogram<u64>, u64, u64)>, elapsed: Duration) -> Outcome {
@@ -360,34 +367,12 @@ pub fn small_files(
             let results = futures::future::try_join_all(workers).await?;
             Ok(merge(results, started.elapsed()))
         }),
-        Access::Path(root) => {
-            let started = Instant::now();
-            let results = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..jobs)
-                    .map(|_| {
-                        let order = order.clone();
-                        let next = next.clone();
-                        s.spawn(move || {
-                            let mut h = histogram();
-                            let mut bytes = 0u64;
-                            let mut n = 0u64;
-                            loop {
-                                let i = next.fetch_add(1, Ordering::Relaxed);
-                                let Some(file) = order.get(i) else { break };
-                                let began = Instant::now();
-                                bytes += path_read_whole(root, file, file.size_bytes.max(4096), None)?;
-                                record(&mut h, began);
-                                n += 1;
-                            }
-                            anyhow::Ok((h, bytes, n))
-                        })
-                    })
-                    .collect();
-                handles.into_iter().map(|j| j.join().map_err(|_| anyhow!("worker panicked"))?).collect::<Vec<_>>()
-            });
-            let results = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-            Ok(merge(results, started.elapsed()))
-        }
+        Access::Path(root) => on_threads(jobs, &order, |file, h| {
+            let began = Instant::now();
+            let bytes = path_read_whole(root, file, file.size_bytes.max(4096), None)?;
+            record(h, began);
+            Ok((bytes, 1))
+        }),
     }
 }
 

@@ -1118,14 +1118,7 @@ fn utc_now() -> String {
 }
 
 fn machine_and_versions(ctx: &Ctx) -> Vec<(&'static str, String)> {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpu = servers::cpu_model();
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| t.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0)))
@@ -1137,20 +1130,13 @@ fn machine_and_versions(ctx: &Ctx) -> Vec<(&'static str, String)> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let dpkg = |p: &str| {
-        Command::new("dpkg-query")
-            .args(["-W", "-f=${Version}", p])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
-    };
     let weed = testkit::weed_binary().map(|w| servers::version_of_args(&w, &["version"])).unwrap_or_default();
     vec![
         ("CPU", format!("{cpu}, {cores} cores, {mem}")),
         ("Kernel", servers::version_of_args(Path::new("uname"), &["-sr"])),
         ("bucketfs", format!("{} ({git})", servers::version_of(&ctx.bucketfs_binary))),
         ("S3 server", format!("SeaweedFS {weed}")),
-        ("nfs-ganesha", dpkg("nfs-ganesha")),
+        ("nfs-ganesha", servers::dpkg_version("nfs-ganesha")),
         ("rclone", perf::peers::peer_version(PeerKind::RcloneNfs)),
         ("s3fs", perf::peers::peer_version(PeerKind::S3fs)),
         ("fio", servers::version_of(&ctx.args.fio)),

@@ -42,25 +42,22 @@ use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use engine::object::store::{ObjectStoreConfig, S3Config, StoreClient};
 use engine::object::{ObjectClient, ObjectError};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use nfs_rs::Mount;
 use perf::fio::{Fio, FIO_ATTEMPTS, FIO_GRACE};
 use perf::median;
 use perf::servers::{self, pinned, wait_ready, Cpus, GaneshaSpec};
-use rand::{RngCore, SeedableRng};
+use perf::workloads::{call, ckpt_data, ckpt_round_nfs, mount, CKPT, CKPT_TMP, NFS_CALL_TIMEOUT};
 
 const MIB: u64 = 1 << 20;
 const GIB: f64 = (1u64 << 30) as f64;
 /// One NFS call (CREATE, a WRITE, COMMIT, RENAME) longer than this fails the run.
-const NFS_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL_EVERY: Duration = Duration::from_millis(20);
 /// `bucketfs stats` taking longer than this fails the run.
 const STATS_TIMEOUT_S: u64 = 30;
 /// Request kinds of bucketfs's per-bucket counters, in report order.
 const REQUEST_KINDS: [&str; 7] = ["put", "multipart_part", "copy", "delete", "head", "list", "get"];
 const SEQ_FILE: &str = "seq.bin";
-const CKPT_TMP: &str = "ckpt.tmp";
-const CKPT: &str = "ckpt";
 /// Bytes of each round's data compared while polling for `ckpt` (tells the rounds apart).
 const CKPT_MARK_BYTES: usize = 64;
 
@@ -749,19 +746,6 @@ fn settled_counters(args: &Args, admin: &str) -> anyhow::Result<Counters> {
     }
 }
 
-/// An NFS call under [`NFS_CALL_TIMEOUT`].
-async fn call<T>(what: &str, f: impl std::future::Future<Output = nfs_rs::Result<T>>) -> anyhow::Result<T> {
-    match tokio::time::timeout(NFS_CALL_TIMEOUT, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(anyhow!("{what}: {e}")),
-        Err(_) => Err(anyhow!("{what}: no answer in {} s", NFS_CALL_TIMEOUT.as_secs())),
-    }
-}
-
-async fn mount(url: &str) -> anyhow::Result<Box<dyn Mount>> {
-    call(&format!("mounting {url}"), nfs_rs::parse_url_and_mount(url)).await
-}
-
 /// Removes `name` from the export's root when it is there.
 async fn remove_if_present(m: &dyn Mount, root: &Bytes, name: &str) -> anyhow::Result<()> {
     match tokio::time::timeout(NFS_CALL_TIMEOUT, m.lookup(root.clone(), name)).await {
@@ -995,54 +979,6 @@ impl FioVerify {
     }
 }
 
-/// Round `round`'s checkpoint bytes.
-fn ckpt_data(round: u32, size_bytes: u64) -> Bytes {
-    let mut data = vec![0u8; size_bytes as usize];
-    rand_chacha::ChaCha8Rng::seed_from_u64(0x636b_7074 + u64::from(round)).fill_bytes(&mut data);
-    Bytes::from(data)
-}
-
-/// One checkpoint round: create `ckpt.tmp`, write `data` sequentially in 1 MiB UNSTABLE writes
-/// (`depth` in flight), COMMIT (checking the write verifiers), rename over `ckpt`. Returns the
-/// COMMIT's time.
-async fn ckpt_round(m: &dyn Mount, root: &Bytes, data: &Bytes, depth: usize) -> anyhow::Result<f64> {
-    let obj = call("CREATE ckpt.tmp", m.create(root.clone(), CKPT_TMP, Some(0o644))).await?;
-    let fh = obj.fh;
-    let chunk_bytes = (MIB as usize).min(m.get_max_write_size().max(4096) as usize);
-    let offsets: Vec<usize> = (0..data.len()).step_by(chunk_bytes).collect();
-    let outcomes: Vec<Vec<nfs_rs::WriteOutcome>> = futures::stream::iter(offsets)
-        .map(|at| {
-            let fh = fh.clone();
-            let piece = data.slice(at..(at + chunk_bytes).min(data.len()));
-            async move {
-                // A short write is completed by further writes of the rest.
-                let mut done = 0usize;
-                let mut acks = Vec::new();
-                while done < piece.len() {
-                    let ack =
-                        call("WRITE ckpt.tmp", m.write(fh.clone(), (at + done) as u64, piece.slice(done..))).await?;
-                    if ack.count == 0 {
-                        bail!("WRITE ckpt.tmp at {}: the server accepted 0 bytes", at + done);
-                    }
-                    done += ack.count as usize;
-                    acks.push(ack);
-                }
-                anyhow::Ok(acks)
-            }
-        })
-        .buffered(depth)
-        .try_collect()
-        .await?;
-    let outcomes: Vec<nfs_rs::WriteOutcome> = outcomes.into_iter().flatten().collect();
-    let started = Instant::now();
-    call("COMMIT ckpt.tmp", m.commit_write_batch(fh.clone(), 0, 0, &outcomes)).await?;
-    let commit_ms = started.elapsed().as_secs_f64() * 1e3;
-    // CLOSE over NFSv4 (nothing over NFSv3), as an application closes before renaming.
-    call("CLOSE ckpt.tmp", m.close(fh)).await?;
-    call("RENAME ckpt.tmp ckpt", m.rename(root.clone(), CKPT_TMP, root.clone(), CKPT)).await?;
-    Ok(commit_ms)
-}
-
 /// Phase 2 on one server: the checkpoint pattern, each round followed by the wait until the
 /// bucket holds it; requests counted over all rounds; the final `ckpt` compared byte for byte.
 fn checkpoints(args: &Args, rt: &tokio::runtime::Runtime, server: &Server) -> anyhow::Result<CkptResult> {
@@ -1068,7 +1004,7 @@ fn checkpoints(args: &Args, rt: &tokio::runtime::Runtime, server: &Server) -> an
     for round in 0..args.ckpt_rounds {
         let data = ckpt_data(round, size_bytes);
         let started = Instant::now();
-        let commit_ms = rt.block_on(ckpt_round(&*m, &root, &data, args.ckpt_iodepth))?;
+        let commit_ms = rt.block_on(ckpt_round_nfs(&*m, &root, &data, args.ckpt_iodepth))?;
         let renamed = Instant::now();
         let round_ms = (renamed - started).as_secs_f64() * 1e3;
         let mark = &data[..CKPT_MARK_BYTES.min(data.len())];
@@ -1178,14 +1114,6 @@ fn ms(x: f64) -> String {
     }
 }
 
-fn dpkg_version(package: &str) -> String {
-    Command::new("dpkg-query")
-        .args(["-W", "-f", "${Version}", package])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 /// Requests per GiB written, `kind` by kind, and their total.
 fn per_gib_cells(c: &Counters, written_bytes: u64) -> Vec<String> {
     let gib = written_bytes as f64 / GIB;
@@ -1208,14 +1136,7 @@ fn report(
     s3: Option<&testkit::S3Server>,
 ) -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpu_model = servers::cpu_model();
     let bucketfs_version = servers::version_of(&servers::bucketfs_binary(args.bucketfs.as_deref()));
     let bucket_desc = servers
         .iter()
@@ -1244,7 +1165,7 @@ fn report(
         args.ckpt_mib,
         args.ckpt_iodepth,
         args.ckpt_nfs.label(),
-        dpkg_version("nfs-ganesha"),
+        servers::dpkg_version("nfs-ganesha"),
         weed.map(|w| format!(" (SeaweedFS {w})")).unwrap_or_default(),
         args.upload_after_close,
         args.upload_after_idle,
