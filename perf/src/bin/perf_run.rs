@@ -325,6 +325,8 @@ fn main() -> anyhow::Result<()> {
     pin_self_to(&cpus)?;
 
     let bucketfs_binary = servers::bucketfs_binary(args.bucketfs.as_deref());
+    // Absolute: bucketfs runs in its own directory.
+    let bucketfs_binary = std::fs::canonicalize(&bucketfs_binary).unwrap_or(bucketfs_binary);
     let mut ctx = Ctx {
         args,
         rt,
